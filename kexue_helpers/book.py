@@ -1,0 +1,79 @@
+"""Glue for the book's chapters: put computed numbers into the prose.
+
+Every number in a chapter's text is computed in a code cell and glued (myst-nb ``glue``),
+then referenced in the prose as ``{glue:text}`key:.3f```. :func:`glue` converts NumPy and
+torch scalars to plain Python numbers first, so the format spec works on them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["glue", "plain"]
+
+
+def plain(value: Any) -> Any:
+    """Convert a NumPy or torch scalar to the Python ``int``/``float``/``bool`` it holds.
+
+    Parameters
+    ----------
+    value : Any
+        A scalar (Python, NumPy, 0-d array or one-element tensor), or anything else, which
+        is returned unchanged.
+
+    Returns
+    -------
+    Any
+
+    Examples
+    --------
+    >>> plain(np.float64(0.5)), plain(torch.tensor(3))
+    (0.5, 3)
+    """
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value.item()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def glue(name: str, value: Any, *, display: bool = False) -> Any:
+    """Glue ``value`` under ``name`` for the prose, as a plain Python number if it is one.
+
+    Parameters
+    ----------
+    name : str
+        The glue key, unique within the chapter (prefix it with the chapter's short name).
+    value : Any
+        The value; NumPy and torch scalars become Python numbers.
+    display : bool, default False
+        Whether to also show the value as cell output.
+
+    Returns
+    -------
+    Any
+        The converted value, so a cell can glue and keep it in one line.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a non-empty string.
+
+    Examples
+    --------
+    >>> x = glue("demo_value", np.float64(0.25))
+    >>> x
+    0.25
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string; got {name!r}")
+    from myst_nb import glue as _glue
+
+    value = plain(value)
+    _glue(name, value, display=display)
+    return value
