@@ -384,7 +384,8 @@ def as_tensor(x: Any, name: str, *, ndim: int | tuple[int, ...] | None = None,
                                        or arr.dtype == np.bool_):
             raise TypeError(f"{name} must be a numeric array or tensor; got an array of "
                             f"dtype {arr.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        # ascontiguousarray would turn a 0-d array into shape (1,): copy those as they are
+        t = torch.from_numpy(np.ascontiguousarray(arr) if arr.ndim else arr.copy())
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if t.ndim not in allowed:

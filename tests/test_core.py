@@ -131,6 +131,11 @@ def test_as_tensor_dtypes_and_device():
     assert core.as_tensor(torch.ones(3), "x", dtype=torch.float64, device="cpu").dtype == torch.float64
 
 
+def test_as_tensor_keeps_zero_dimensional_input():
+    assert core.as_tensor(np.float64(2.0), "x", device="cpu").shape == ()
+    assert core.as_tensor(3.0, "x", device="cpu").shape == ()
+
+
 def test_as_tensor_rejects_bad_input():
     with pytest.raises(ValueError, match=r"x must have 2 dimension\(s\); got shape \(3,\)"):
         core.as_tensor(np.ones(3), "x", ndim=2)
