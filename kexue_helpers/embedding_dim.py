@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from scipy import optimize, special
 
-from .core import as_tensor, check_choice, check_int, check_real, get_device, make_generator
+from .core import (as_tensor, check_choice, check_int, check_real, cpu_threads, get_device,
+                   make_generator)
 
 __all__ = [
     "GOLDEN_COS",
@@ -608,15 +609,10 @@ def fit_lowrank_softmax(target: Any, ranks: Sequence[int], *, seeds: Sequence[in
 
     n_words = t.shape[0]
     target32 = t.to(device=dev, dtype=torch.float32).reshape(1, -1)
-    threads = torch.get_num_threads()
-    if dev.type == "cpu":
-        # these matrices are small: one thread is as fast, and it does not stall when
-        # other processes hold the other cores (restored below)
-        torch.set_num_threads(1)
-    try:
+    # these matrices are small: one thread is as fast, and it does not stall when other
+    # processes hold the other cores
+    with cpu_threads(1, device=dev):
         log_q = _fit_ranks(target32, ranks, seeds, n_words, steps, lr, init_scale, dev)
-    finally:
-        torch.set_num_threads(threads)
     tt = t.reshape(1, -1)
     pos = tt > 0
     target_entropy = float(-(tt[pos] * tt[pos].log()).sum())

@@ -35,7 +35,6 @@ use NumPy's exp, which is about twice as fast as torch's for float64.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -44,7 +43,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-from .core import as_tensor, check_choice, check_int, check_real, get_device, make_generator
+from .core import (as_tensor, check_choice, check_int, check_real, cpu_threads, get_device,
+                   make_generator)
 
 __all__ = [
     "CPU_THREADS",
@@ -101,20 +101,11 @@ def _bandwidth(value: Any, name: str, data: torch.Tensor) -> float:
     return check_real(value, name, low=0.0)
 
 
-@contextlib.contextmanager
-def _cpu_threads(device: torch.device) -> Iterator[None]:
-    """Run on :data:`CPU_THREADS` torch threads on the CPU, restoring the count afterwards."""
-    want = CPU_THREADS
-    if device.type != "cpu" or want is None or torch.get_num_threads() == want:
-        yield
-        return
-    want = check_int(want, "kexue_helpers.hsic.CPU_THREADS", minimum=1)
-    old = torch.get_num_threads()
-    torch.set_num_threads(want)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+def _cpu_threads(device: torch.device):
+    """Run on :data:`CPU_THREADS` torch threads on the CPU (see ``core.cpu_threads``)."""
+    if CPU_THREADS is not None:
+        check_int(CPU_THREADS, "kexue_helpers.hsic.CPU_THREADS", minimum=1)
+    return cpu_threads(CPU_THREADS, device=device)
 
 
 def _tile(tile: int | None) -> int:

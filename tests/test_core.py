@@ -122,6 +122,23 @@ def test_make_generator_seeded_and_unseeded():
         core.make_generator(1.5)
 
 
+def test_cpu_threads_sets_and_restores(monkeypatch):
+    monkeypatch.setenv(core.DEVICE_ENV, "cpu")
+    before = torch.get_num_threads()
+    with core.cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with core.cpu_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError):
+        with core.cpu_threads(1):
+            raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="n_threads must be an integer >= 1; got 0"):
+        with core.cpu_threads(0):
+            pass
+
+
 # ---------------------------------------------------------------- arrays
 def test_as_tensor_dtypes_and_device():
     t = core.as_tensor([[1, 2], [3, 4]], "x", ndim=2, device="cpu")
