@@ -27,7 +27,9 @@ device) and the thread count are stored with each cached notebook; a build with 
 values does not take it from the cache but executes the chapter again.
 
 ``KEXUE_JOBS`` sets the number of chapters executed at once (default: the usable CPUs, at
-most 4); ``KEXUE_JOBS=1`` executes them one at a time.
+most 4); ``KEXUE_JOBS=1`` executes them one at a time. With ``KEXUE_EXPECT_CACHED=1`` (set
+by ``.ci/run`` after ``pytest --nbval``) the build warns, hence fails under ``-W``, when a
+chapter is not in the cache: the tests' execution was not shared with the build.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIXES = ("KEXUE_",)
+# KEXUE_* variables that steer the infrastructure, not what a chapter computes
+INFRA_VARS = ("KEXUE_JOBS", "KEXUE_EXPECT_CACHED", "KEXUE_BROWSER_REQUIRED",
+              "KEXUE_CHROMIUM", "KEXUE_SITE")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -82,7 +87,7 @@ def env_signature(env: dict[str, str] | None = None) -> dict[str, str]:
     """The variables that change a chapter's outputs: KEXUE_* and the thread counts."""
     env = kernel_env() if env is None else env
     return {k: v for k, v in sorted(env.items())
-            if k.startswith(ENV_PREFIXES) or k in THREAD_VARS}
+            if (k.startswith(ENV_PREFIXES) and k not in INFRA_VARS) or k in THREAD_VARS}
 
 
 # ---------------------------------------------------------------------------- reading
@@ -238,6 +243,16 @@ def cache_lookup(cache_path: str | Path, nb: nbformat.NotebookNode,
     return "hit"
 
 
+def _cache_remove(cache_path: str | Path, nb: nbformat.NotebookNode) -> None:
+    from jupyter_cache import get_cache
+
+    cache = get_cache(str(cache_path))
+    try:
+        cache.remove_cache_record(cache.match_cache_notebook(nb).pk)
+    except KeyError:
+        pass
+
+
 # ------------------------------------------------------------------- the build (Sphinx)
 def _execute_worker(args: tuple[str, str, str, int | None, bool, dict[str, str]]):
     """Pool worker: execute one notebook (given as JSON) and return the JSON executed."""
@@ -278,6 +293,11 @@ def execute_outdated(app, env, docnames: list[str]) -> None:
         cwd = path.parent
         todo.append((docname, nbformat.writes(nb), str(cwd), nb_config.execution_timeout,
                      nb_config.execution_allow_errors, kenv, state, str(path)))
+    if todo and os.environ.get("KEXUE_EXPECT_CACHED") == "1":
+        logger.warning("[parallel_execution] KEXUE_EXPECT_CACHED=1 but not in the cache "
+                       "(pytest --nbval did not store them, or stored them under other "
+                       "keys or settings): " + ", ".join(f"{t[0]} ({t[6]})" for t in todo),
+                       type="kexue", subtype="execution")
     n_jobs = min(jobs(), len(todo)) if todo else 0
     logger.info(f"[parallel_execution] {hits} chapter(s) in the cache, "
                 f"{len(todo)} to execute ({n_jobs} at a time): "
@@ -295,6 +315,8 @@ def execute_outdated(app, env, docnames: list[str]) -> None:
         with ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn")) as pool:
             results = list(pool.map(_execute_worker, [t[:6] for t in todo]))
     sources = {t[0]: t[7] for t in todo}
+    states = {t[0]: t[6] for t in todo}
+    nbs = {t[0]: t[1] for t in todo}
     executed = []
     for docname, nb_json, seconds, ok, errors, aborted_at, reason in results:
         if ok:
@@ -305,6 +327,8 @@ def execute_outdated(app, env, docnames: list[str]) -> None:
                         "cached")
         else:
             where = (sorted(errors)[0] if errors else aborted_at)
+            if states[docname] == "stale":     # or myst-nb would take the stale outputs
+                _cache_remove(cache_path, nbformat.reads(nbs[docname], as_version=4))
             logger.info(f"[parallel_execution] {docname}: failed at code cell {where}; "
                         "left to myst-nb, which reports the error")
     app.env.kexue_executed = executed
