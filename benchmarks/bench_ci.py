@@ -1,7 +1,7 @@
 """Benchmark of CI: ``.ci/run``'s phases, timed one by one, from a fresh clone.
 
-Run from the repository root (it clones the committed HEAD; uncommitted changes are not
-measured):
+Run from the repository root (it clones the committed HEAD, or ``--commit REF``;
+uncommitted changes are not measured):
 
     python benchmarks/bench_ci.py | tee benchmarks/results/ci_breakdown.txt
 
@@ -84,9 +84,11 @@ def main() -> int:
     ap.add_argument("--reuse-venv", type=Path, help="skip the install, use this venv")
     ap.add_argument("--keep", action="store_true", help="keep the clone")
     ap.add_argument("--no-edit-loop", action="store_true")
+    ap.add_argument("--commit", default="HEAD",
+                    help="the commit to measure (e.g. the one before issue 16, 64717d7)")
     args = ap.parse_args()
 
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT,
+    head = subprocess.run(["git", "rev-parse", args.commit], cwd=ROOT,
                           capture_output=True, text=True).stdout.strip()
     work = Path(tempfile.mkdtemp(prefix="kexue-ci-bench-"))
     clone = work / "repo"
