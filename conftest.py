@@ -100,6 +100,7 @@ def pytest_cmdline_main(config):
         config.option.numprocesses = n
         if config.option.dist == "no":
             config.option.dist = "loadfile"
+            config.option.loadscopereorder = False    # keep our order: chapters first
     return None
 
 
