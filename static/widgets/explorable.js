@@ -53,8 +53,8 @@
 
     function show() {
       var k = frameIndex(spec.controls, positions);
-      var src = load(k).src;
-      if (img.src !== src) img.src = src;
+      load(k);  // already fetched and decoded after the first hover: shown at once
+      if (img.getAttribute('src') !== spec.frames[k]) img.setAttribute('src', spec.frames[k]);
       root.dataset.frame = String(k);
     }
 
