@@ -422,3 +422,76 @@ def test_book_first_load(chromium, serve_directory, book_html, page):
     assert not problems, "\n".join(problems)
     assert not frames, f"frames fetched before the reader touched a widget: {frames}"
     assert total <= MAX_FIRST_LOAD, f"{page}: {total / 1e6:.2f} MB on first load (at most 3)"
+
+
+# --------------------------------------------------------------------------- Live Code
+
+def _live_code(chromium, base: str, page: str, *, binder_answers: bool) -> dict:
+    """Click Live Code with every other host unreachable (optionally with the Binder server's
+    health check answered, as when online); report what the page says and requests."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    host = urlsplit(base).netloc
+    external: list[str] = []
+
+    def route(r):
+        url = r.request.url
+        if urlsplit(url).netloc == host:
+            return r.continue_()
+        external.append(url)
+        if binder_answers and url.endswith("/health"):
+            return r.fulfill(status=200, body="ok")
+        return r.abort()
+
+    context.route("**/*", route)
+    p = context.new_page()
+    local = []
+    p.on("request", lambda r: local.append(r.url) if urlsplit(r.url).netloc == host else None)
+    try:
+        p.goto(urljoin(base, page), wait_until="load", timeout=NAV_TIMEOUT_MS)
+        assert p.locator(".btn-launch-thebe").count() == 1, f"{page}: no Live Code button"
+        t0 = time.monotonic()
+        p.evaluate("() => document.querySelector('.btn-launch-thebe').click()")
+        if binder_answers:
+            p.wait_for_function("() => typeof window.thebelab === 'object'", timeout=30_000)
+            p.wait_for_timeout(1000)
+            message = p.evaluate("() => document.querySelector('.kexue-livecode-message')"
+                                 ".textContent")
+            failed = False
+        else:
+            p.locator(".kexue-livecode-failed").wait_for(timeout=15_000)
+            message = p.locator(".kexue-livecode-failed").text_content()
+            failed = True
+        seconds = time.monotonic() - t0
+    finally:
+        context.close()
+    return {"message": message, "failed": failed, "seconds": seconds, "external": external,
+            "local": local}
+
+
+def test_fixture_live_code_offline_says_it_needs_a_connection(chromium, serve_directory,
+                                                              fixture_html):
+    r = _live_code(chromium, serve_directory(fixture_html), "widgets_demo.html",
+                   binder_answers=False)
+    assert "needs an internet connection" in r["message"], r["message"]
+    assert r["seconds"] < 12, r["seconds"]
+    hosts = {urlsplit(u).netloc for u in r["external"]}
+    assert hosts <= {"mybinder.org"}, r["external"]  # only the check of the Binder server
+
+
+def test_fixture_live_code_loads_the_vendored_thebe(chromium, serve_directory, fixture_html):
+    r = _live_code(chromium, serve_directory(fixture_html), "widgets_demo.html",
+                   binder_answers=True)
+    assert any(u.split("?")[0].endswith("/_static/vendor/thebe/index.js") for u in r["local"])
+    hosts = {urlsplit(u).netloc for u in r["external"]}
+    assert hosts <= {"mybinder.org"}, r["external"]  # no CDN: Thebe, MathJax are local
+    assert "Starting a kernel" in r["message"], r["message"]
+
+
+@pytest.mark.parametrize("page", BOOK_PAGES)
+def test_book_page_references_no_cdn(book_html, page):
+    """Nothing on the page points at a CDN (sphinx-thebe's default is unpkg.com)."""
+    if not (book_html / page).exists():
+        unavailable(f"{book_html} has no {page}: rebuild the site")
+    html = (book_html / page).read_text(encoding="utf-8")
+    for cdn in ("unpkg.com", "cdn.jsdelivr.net", "cdnjs.cloudflare.com"):
+        assert cdn not in html, f"{page} refers to {cdn}"
