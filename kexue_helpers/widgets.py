@@ -70,8 +70,9 @@ MIME_TYPE = "application/vnd.kexue.explorable+json"
 MODE_ENV = "KEXUE_WIDGETS"
 #: The most frames (combinations of control values) a widget may have.
 MAX_FRAMES = 64
-#: CSS pixels per inch of figure size: a 6.4 in wide figure is shown 640 px wide.
-DISPLAY_DPI = 100
+#: CSS pixels per inch of figure size (CSS's own inch, as ``kexue_helpers.plotting`` draws
+#: the book's figures): a 6.4 in wide figure is shown 614 px wide.
+DISPLAY_DPI = 96
 #: Frames are drawn at this multiple of the display resolution (sharp on HiDPI screens).
 FRAME_SCALE = 2
 #: The widest figure that fits the text column, in inches.
@@ -220,11 +221,15 @@ def _render_png(draw: Callable[..., Any], params: dict[str, Any],
     from matplotlib.figure import Figure
     from PIL import Image
 
-    fig = Figure(figsize=figsize, dpi=DISPLAY_DPI, layout="constrained")
-    draw(fig, **params)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DISPLAY_DPI * FRAME_SCALE,
-                metadata={"Software": None})
+    import matplotlib as mpl
+
+    # every frame exactly figsize (never cropped to its contents: frames must not jump)
+    with mpl.rc_context({"savefig.bbox": "standard", "savefig.transparent": False}):
+        fig = Figure(figsize=figsize, dpi=DISPLAY_DPI, layout="constrained")
+        draw(fig, **params)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=DISPLAY_DPI * FRAME_SCALE,
+                    metadata={"Software": None})
     buf.seek(0)
     with Image.open(buf) as im:
         im.load()
@@ -286,9 +291,11 @@ class Explorable:
             raise ValueError(f"explorable: key must be '<chapter-short>-<what>' (lower-case "
                              f"letters, digits and hyphens, at least one hyphen, unique in "
                              f"the book); got {key!r}")
-        for arg, text in (("caption", caption), ("alt", alt)):
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"explorable: {arg} must be a non-empty str; got {text!r}")
+        for arg, text, what in (("caption", caption, "what the reader should see"),
+                                ("alt", alt, "a description of the default figure")):
+            if not isinstance(text, str) or len(text.split()) < 4:
+                raise ValueError(f"explorable: {arg} must be a sentence of at least four "
+                                 f"words ({what}); got {text!r}")
         try:
             w, h = (float(_plain(x)) for x in figsize)
         except (TypeError, ValueError):
@@ -489,7 +496,7 @@ def explorable(draw: Callable[..., Any], controls: Sequence[Control], *, key: st
     alt : str
         Alt text: a description of the default figure for a reader who cannot see it.
     figsize : (float, float), default (6.4, 3.2)
-        Size in inches; shown at 100 CSS px per inch, so at most 6.8 in wide.
+        Size in inches; shown at 96 CSS px per inch, so at most 6.8 in wide (the column).
 
     Returns
     -------
@@ -500,7 +507,7 @@ def explorable(draw: Callable[..., Any], controls: Sequence[Control], *, key: st
     ------
     TypeError, ValueError
         Naming the argument, its value and what was expected: a grid over 64 frames, a key
-        that is not ``<chapter>-<what>``, an empty caption or alt, a figure wider than the
+        that is not ``<chapter>-<what>``, a caption or alt under four words, a figure wider than the
         column, a ``draw`` that does not take the controls' names.
     """
     from IPython.display import display
