@@ -28,13 +28,18 @@
     var positions = spec.controls.map(function (c) { return c.default; });
     var cache = {};  // frame number -> decoded Image
 
+    var ready = {};   // frame number -> promise that it is fetched and decoded
+
     function load(k) {
       if (!cache[k]) {
         var im = new Image();
         im.decoding = 'async';
         im.src = spec.frames[k];
         cache[k] = im;
-        if (im.decode) im.decode().catch(function () {});
+      }
+      if (!ready[k]) {
+        var im2 = cache[k];
+        ready[k] = im2.decode ? im2.decode().catch(function () {}) : Promise.resolve();
       }
       return cache[k];
     }
@@ -43,8 +48,10 @@
       root.removeEventListener('pointerenter', prefetch);
       root.removeEventListener('touchstart', prefetch);
       root.removeEventListener('focusin', prefetch);
-      for (var k = 0; k < spec.frames.length; k++) load(k);
-      root.dataset.prefetched = '1';
+      var all = [];
+      for (var k = 0; k < spec.frames.length; k++) { load(k); all.push(ready[k]); }
+      root.dataset.prefetched = 'started';
+      Promise.all(all).then(function () { root.dataset.prefetched = 'done'; });
     }
     root.addEventListener('pointerenter', prefetch);
     root.addEventListener('touchstart', prefetch, { passive: true });

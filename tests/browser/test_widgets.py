@@ -263,7 +263,12 @@ def _check_widgets(chromium, base: str, html_dir: Path, page: str) -> dict:
             positions = [c["default"] for c in spec["controls"]]
             shown = p.evaluate(_DISPLAYED, key)
             assert shown["src"] == spec["frames"][spec["default"]]
-            root.hover()  # a reader points at the widget first (prefetch starts)
+            # a reader points at the widget before moving a control: the other frames are
+            # fetched and decoded then (locally, well within the moment a hand takes)
+            root.hover()
+            p.wait_for_function("k => document.querySelector(`.kexue-explorable[data-key="
+                                "\"${k}\"]`).dataset.prefetched === 'done'", arg=key,
+                                timeout=30_000)
             for i, c in enumerate(spec["controls"]):
                 n = len(c["values"])
                 # through every value: up to the end, down to 0, back to the default
