@@ -95,6 +95,10 @@ class ExplorableRenderer:
             return []
         from myst_nb.core.render import create_figure_context
 
+        if (data.cell_metadata.get("mystnb") or {}).get("figure"):
+            renderer.logger.warning("an explorable widget makes its own numbered figure "
+                                    "(caption and key): remove the cell's mystnb figure "
+                                    "metadata", subtype="explorable", line=data.line)
         payload = data.content
         if isinstance(payload, (str, bytes)):
             payload = json.loads(payload)

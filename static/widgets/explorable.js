@@ -26,6 +26,7 @@
     var img = root.querySelector('img.kexue-explorable-frame');
     var box = root.querySelector('.kexue-explorable-controls');
     var positions = spec.controls.map(function (c) { return c.default; });
+    var alt = img.getAttribute('alt') || '';
     var cache = {};  // frame number -> decoded Image
 
     var ready = {};   // frame number -> promise that it is fetched and decoded
@@ -62,6 +63,10 @@
       var k = frameIndex(spec.controls, positions);
       load(k);  // already fetched and decoded after the first hover: shown at once
       if (img.getAttribute('src') !== spec.frames[k]) img.setAttribute('src', spec.frames[k]);
+      // the alt text describes the default setting; say which one is shown now
+      img.setAttribute('alt', k === spec.default ? alt : alt + ' (The figure now shows ' +
+        spec.controls.map(function (c, i) { return c.label + ' = ' + c.labels[positions[i]]; })
+          .join(', ') + '.)');
       root.dataset.frame = String(k);
     }
 

@@ -43,7 +43,13 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import unavailable
+
+def unavailable(reason: str):
+    """Skip, or fail under ``KEXUE_BROWSER_REQUIRED=1`` (as tests/browser/conftest.py)."""
+    if os.environ.get("KEXUE_BROWSER_REQUIRED") == "1":
+        pytest.fail(f"{reason} (KEXUE_BROWSER_REQUIRED=1, so this fails instead of skipping)")
+    pytest.skip(reason)
+
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("KEXUE_SITE", ROOT / "_build" / "html"))
@@ -375,6 +381,37 @@ def _first_load(chromium, base: str, page: str) -> tuple[int, list[str], list[st
 
 
 # --------------------------------------------------------------------------- tests
+
+def test_fixture_page_markup(fixture_html):
+    """What the extension writes (no browser needed): numbered figures named by key, the
+    default frame with alt text and its display size, every frame file, and the player only
+    on pages with widgets; Thebe from the site."""
+    import re
+
+    page = (fixture_html / "widgets_demo.html").read_text(encoding="utf-8")
+    for key, number, n_frames in (("demo-wave", 1, 12), ("demo-kinds", 2, 6)):
+        fig = re.search(r'<figure class="kexue-explorable-figure[^"]*" id="%s">(.*?)</figure>'
+                        % key, page, re.S)
+        assert fig, key
+        body = fig.group(1)
+        assert re.search(r'<span class="caption-number">Fig. %d </span>' % number, body), key
+        spec = json.loads(re.search(r'<script type="application/json" '
+                                    r'class="kexue-explorable-data">(.*?)</script>',
+                                    body, re.S).group(1))
+        assert spec["key"] == key and len(spec["frames"]) == n_frames
+        img = re.search(r'<img class="kexue-explorable-frame" src="([^"]+)" alt="([^"]+)" '
+                        r'width="(\d+)" height="(\d+)"', body)
+        assert img and img.group(1) == spec["frames"][spec["default"]]
+        assert len(img.group(2).split()) >= 4
+        for url in spec["frames"] + [spec["check"]["url"]]:
+            assert (fixture_html / url).is_file(), url
+    assert "widgets/explorable.js" in page and "Fig. 1" in page
+    assert "widgets/explorable.js" not in (fixture_html / "index.html").read_text("utf-8")
+    assert 'const THEBE_JS_URL = "_static/vendor/thebe/index.js"' in page
+    assert (fixture_html / "_static" / "vendor" / "thebe" / "index.js").is_file()
+    assert "unpkg.com" not in page
+
+
 
 def test_fixture_widgets_respond(chromium, serve_directory, fixture_html):
     base = serve_directory(fixture_html)
