@@ -167,7 +167,8 @@ def visit_player_html(self, node: explorable_player) -> None:
     body = json.dumps(spec, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
     alt = self.attval(node["alt"])
     self.body.append(
-        f'<div class="kexue-explorable" data-key="{self.attval(node["key"])}">'
+        f'<div class="kexue-explorable" data-key="{self.attval(node["key"])}" '
+        f'style="max-width: {int(node["width"])}px">'
         f'<div class="kexue-explorable-controls"></div>'
         f'<img class="kexue-explorable-frame" src="{frames[node["default"]]}" alt="{alt}" '
         f'width="{node["width"]}" height="{node["height"]}" decoding="async">'
