@@ -308,3 +308,66 @@ def test_labels_are_unique_across_chapters():
         for label in labels:
             assert label not in seen, f"label {label} in {path.name} also in {seen[label]}"
             seen[label] = path.name
+
+
+def _chapter_links() -> set[tuple[str, str]]:
+    """(referenced, referencing) pairs: chapter B links chapter A with {doc}, or refers to
+    one of A's labels ({eq}, {prf:ref}, {numref}, {ref})."""
+    names = {p.stem for p in CHAPTERS}
+    owner: dict[str, str] = {}
+    for path in CHAPTERS:
+        src = path.read_text(encoding="utf-8")
+        for label in re.findall(r"^:label: ([\w-]+)$|^\$\$ \(([\w-]+)\)$|^\(([\w-]+)\)=$|"
+                                r"^:name: ([\w-]+)$|^:\s+name: ([\w-]+)$", src, flags=re.M):
+            owner[next(x for x in label if x)] = path.stem
+    links = set()
+    for path in CHAPTERS:
+        src = path.read_text(encoding="utf-8")
+        for target in re.findall(r"\{doc\}`(?:[^`<]*<)?([\w./-]+)>?`", src):
+            stem = Path(target).name
+            if stem in names and stem != path.stem:
+                links.add((stem, path.stem))
+        for label in re.findall(r"\{(?:eq|prf:ref|numref|ref)\}`(?:[^`<]*<)?([\w-]+)>?`", src):
+            if owner.get(label, path.stem) != path.stem:
+                links.add((owner[label], path.stem))
+    return links
+
+
+def test_intro_chapter_map_shows_the_links_the_chapters_make():
+    """Every arrow of the chapter map in book/intro.md (data-from -> data-to) is a link the
+    chapters make, and every link between chapters is an arrow; every node is a link."""
+    intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
+    arrows = set(re.findall(r'data-from="([\w]+)" data-to="([\w]+)"', intro))
+    assert arrows == _chapter_links(), (
+        f"map arrows not made by the chapters: {arrows - _chapter_links()}; "
+        f"links missing from the map: {_chapter_links() - arrows}")
+    nodes = set(re.findall(r'<a href="([\w]+)\.html">', intro))
+    assert nodes == {p.stem for p in CHAPTERS}, nodes
+
+
+def test_api_reference_has_one_page_per_module():
+    """book/api/<module>.md documents kexue_helpers.<module>, for every module, and each
+    page is in the table of contents."""
+    import yaml
+
+    modules = {p.stem for p in (ROOT / "kexue_helpers").glob("*.py") if p.stem != "__init__"}
+    pages = {p.stem: p.read_text(encoding="utf-8") for p in (ROOT / "book" / "api").glob("*.md")
+             if p.stem != "index"}
+    missing = modules - set(pages)
+    assert not missing, f"modules without an API page: {sorted(missing)}"
+    for stem, text in pages.items():
+        assert f".. automodule:: kexue_helpers.{stem}\n" in text, f"book/api/{stem}.md"
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+
+    def files(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                yield node["file"]
+            for v in node.values():
+                yield from files(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from files(v)
+
+    listed = set(files(toc))
+    assert {f"book/api/{stem}" for stem in pages} <= listed, sorted(listed)

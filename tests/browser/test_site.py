@@ -329,7 +329,10 @@ def _settle(p, quiet_s: float = 1.0, limit_s: float = NAV_TIMEOUT_MS / 1000) -> 
 
 def _check_links(p, site: str) -> list[str]:
     problems = []
-    hrefs = p.eval_on_selector_all("a[href]", "as => as.map(a => a.href)")
+    # SVG links (the chapter map) have an SVGAnimatedString href: resolve it by hand
+    hrefs = p.eval_on_selector_all(
+        "a[href]", "as => as.map(a => typeof a.href === 'string' ? a.href"
+                   " : new URL(a.getAttribute('href'), document.baseURI).href)")
     for href in sorted(set(hrefs)):
         parts = urlsplit(href)
         if parts.scheme not in ("http", "https") or parts.netloc != urlsplit(site).netloc:
@@ -702,6 +705,84 @@ def test_first_visit_has_no_console_error(browser, site, page, theme):
     error "Got invalid theme mode: . Resetting to auto." (html_context default_mode)."""
     problems = _first_visit_problems(browser, site, page, theme)
     assert not problems, "\n".join(problems)
+
+
+_CHROME = """
+() => {
+  const visible = el => el.checkVisibility() && el.getBoundingClientRect().height > 0;
+  const header = document.querySelector('.bd-header');
+  return {
+    header: header && visible(header) ? Math.round(header.getBoundingClientRect().height) : 0,
+    searches: Array.from(document.querySelectorAll(
+        '.search-button-field, .search-button, .bd-search')).filter(visible).length,
+  };
+}
+"""
+
+
+def _chrome(browser, site, page, width):
+    context, p, problems = _open(browser, site, page, "light")
+    try:
+        p.set_viewport_size({"width": width, "height": 900})
+        p.wait_for_timeout(300)
+        return p.evaluate(_CHROME), problems
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", [DESKTOP["width"], PHONE["width"]])
+@pytest.mark.parametrize("page", [f"{TOC[0]}.html", f"{NOTEBOOKS[0]}.html" if NOTEBOOKS
+                                  else f"{TOC[0]}.html"])
+def test_no_empty_header_band(browser, site, page, width):
+    """No top band holding only a second search button (pydata-sphinx-theme 0.17's navbar):
+    at most one search control is visible, and no site header above the article."""
+    chrome, problems = _chrome(browser, site, page, width)
+    assert not problems, "\n".join(problems)
+    assert chrome["header"] == 0, f"a {chrome['header']} px header band at {width} px"
+    assert chrome["searches"] <= 1, f"{chrome['searches']} search controls at {width} px"
+
+
+def test_chapter_map_links_every_chapter(browser, site):
+    context, p, problems = _open(browser, site, f"{TOC[0]}.html", "light")
+    try:
+        targets = p.eval_on_selector_all(
+            "svg.chapter-map-svg a", "as => as.map(a => a.getAttribute('href'))")
+    finally:
+        context.close()
+    assert not problems, "\n".join(problems)
+    chapters = {Path(d).name for d in NOTEBOOKS}
+    assert {t.removesuffix(".html") for t in targets} == chapters, targets
+
+
+_CITATIONS = """
+() => Array.from(document.querySelectorAll('main a[href*="bibliography.html#"], '
+                                           + 'main a.reference.internal[href^="#id"]'))
+  .filter(a => a.closest('span[id^="id"], .bibtex, p, li, td, figcaption, dd'))
+  .map(a => [a.textContent.trim(), a.getAttribute('href').replace(/^.*#/, '#')])
+"""
+
+
+@pytest.mark.parametrize("doc", NOTEBOOKS)
+def test_citations_are_told_apart(browser, site, doc):
+    """Each citation text ([Su, 2021a]) leads to one bibliography entry, and each entry is
+    cited by one text: different articles never share a label."""
+    context, p, problems = _open(browser, site, f"{doc}.html", "light")
+    try:
+        cites = [c for c in p.evaluate(_CITATIONS) if c[0] and not c[0].startswith("[")]
+    finally:
+        context.close()
+    assert not problems, "\n".join(problems)
+    cites = [c for c in cites if re.search(r"\d{4}[a-z]?$|n\.d\.", c[0])]
+    assert cites, f"{doc}: no author-year citations found"
+    by_text: dict[str, set[str]] = {}
+    by_target: dict[str, set[str]] = {}
+    for text, target in cites:
+        by_text.setdefault(text, set()).add(target)
+        by_target.setdefault(target, set()).add(text)
+    shared = {t: sorted(v) for t, v in by_text.items() if len(v) > 1}
+    assert not shared, f"{doc}: one citation text for several entries: {shared}"
+    split = {t: sorted(v) for t, v in by_target.items() if len(v) > 1}
+    assert not split, f"{doc}: one entry cited under several texts: {split}"
 
 
 def test_search_works_offline(browser, site):
