@@ -197,7 +197,7 @@ class Control:
         self.labels = labels
 
     def index(self, value: Any) -> int:
-        """Position of ``value`` in :attr:`values` (``ValueError`` naming it if absent)."""
+        """Position of ``value`` among the control's values (``ValueError`` if absent)."""
         for i, v in enumerate(self.values):
             if v == value and isinstance(v, str) == isinstance(value, str):
                 return i
@@ -341,7 +341,7 @@ class Explorable:
     # ----------------------------------------------------------------- the grid
     @property
     def default_setting(self) -> dict[str, Any]:
-        """The setting shown first: each control at its default."""
+        """Each control's name mapped to its default value (the setting shown first)."""
         return {c.name: c.default for c in self.controls}
 
     def settings(self) -> list[dict[str, Any]]:
@@ -371,7 +371,7 @@ class Explorable:
 
     @property
     def css_size(self) -> tuple[int, int]:
-        """Width and height (CSS pixels) the figure is shown at."""
+        """Width and height in CSS pixels at which the figure is shown."""
         return (round(self.figsize[0] * DISPLAY_DPI), round(self.figsize[1] * DISPLAY_DPI))
 
     def check_setting(self) -> dict[str, Any]:

@@ -227,23 +227,31 @@ def test_quantised_frame_is_close_to_the_full_colour_drawing(static):
     assert np.mean(err.max(axis=-1) > 32) < 0.01  # under 1% of pixels visibly off
 
 
+def bundle_digest() -> str:
+    """SHA-256 of the static bundle drawn under matplotlib's default style (frames follow
+    the global style, which other tests change: ``use_style()``)."""
+    import matplotlib as mpl
+
+    with mpl.rc_context():
+        mpl.rcdefaults()
+        bundle, _ = make().static_bundle()
+    return hashlib.sha256(json.dumps(bundle, sort_keys=True).encode()).hexdigest()
+
+
 def test_static_output_is_deterministic(static):
     ex, bundle, _ = static
     again, _ = make().static_bundle()
     assert json.dumps(again, sort_keys=True) == json.dumps(bundle, sort_keys=True)
 
 
-def test_static_output_is_deterministic_across_processes(static):
+def test_static_output_is_deterministic_across_processes():
     """Another interpreter (another hash seed) draws byte-identical frames."""
-    _, bundle, _ = static
-    code = ("import sys, hashlib, json; sys.path.insert(0, %r); import tests.test_widgets as t;"
-            "b, _ = t.make().static_bundle();"
-            "print(hashlib.sha256(json.dumps(b, sort_keys=True).encode()).hexdigest())"
-            % str(ROOT))
+    code = ("import sys; sys.path.insert(0, %r); import tests.test_widgets as t;"
+            "print(t.bundle_digest())" % str(ROOT))
     env = dict(os.environ, PYTHONHASHSEED="12345", MPLBACKEND="agg")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
                          capture_output=True, text=True).stdout.split()[-1]
-    assert out == hashlib.sha256(json.dumps(bundle, sort_keys=True).encode()).hexdigest()
+    assert out == bundle_digest()
 
 
 # --------------------------------------------------------------------------- the one call
