@@ -19,8 +19,9 @@ Both paths execute a chapter identically, so the cached notebook is the one myst
 have produced: the notebook is read by myst-nb's own reader with the book's MyST settings,
 executed by nbclient (what myst-nb and jupyter-cache use) in the chapter's folder, with
 the kernel its metadata names, the timeout of ``_config.yml``, and the same environment:
-the caller's, without pytest's variables, and with ``OMP_NUM_THREADS`` (and MKL's and
-OpenBLAS's) set to ``cpus // jobs`` unless already set, so that chapters executed side by
+the caller's, without pytest's variables, with ``KEXUE_WIDGETS=static`` (the widgets draw
+every frame, as ``_ext/widgets.py`` sets it in the build) and with ``OMP_NUM_THREADS``
+(and MKL's and OpenBLAS's) set to ``cpus // jobs`` unless set, so that chapters run side by
 side do not fight over the cores and a chapter gets the same thread count, hence the same
 floating-point results, whichever path executes it. The ``KEXUE_*`` variables (scale,
 device) and the thread count are stored with each cached notebook; a build with different
@@ -77,6 +78,8 @@ def kernel_env() -> dict[str, str]:
     """The environment every chapter's kernel starts with, in tests and build alike."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("PYTEST_") and k != "PYTEST_XDIST_WORKER"}
+    # the book's widgets draw all their frames (what _ext/widgets.py sets in the build)
+    env.setdefault("KEXUE_WIDGETS", "static")
     threads = str(max(1, usable_cpus() // jobs()))
     for var in THREAD_VARS:
         env.setdefault(var, threads)

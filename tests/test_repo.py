@@ -81,8 +81,10 @@ def test_kernel_env_drops_pytest_and_fixes_threads(monkeypatch):
     monkeypatch.setenv("KEXUE_JOBS", "2")
     monkeypatch.setenv("KEXUE_EXPECT_CACHED", "1")
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("KEXUE_WIDGETS", raising=False)
     env = mod.kernel_env()
     assert not any(k.startswith("PYTEST_") for k in env)
+    assert env["KEXUE_WIDGETS"] == "static"              # as _ext/widgets.py in the build
     assert env["OMP_NUM_THREADS"] == str(max(1, mod.usable_cpus() // 2))
     sig = mod.env_signature(env)
     assert sig["KEXUE_SCALE"] == "small" and "KEXUE_JOBS" not in sig
