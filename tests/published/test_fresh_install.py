@@ -69,11 +69,12 @@ def test_published_notebook_runs_in_a_fresh_environment(tmp_path):
     from nbclient import NotebookClient
 
     py = _fresh_env(tmp_path)
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     probe = subprocess.run([str(py), "-c", "import kexue_helpers"], capture_output=True,
-                           cwd=tmp_path)
+                           cwd=tmp_path, env=clean)
     assert probe.returncode != 0, "the fresh environment must not see kexue_helpers"
     probe = subprocess.run([str(py), "-c", "import torch, sklearn, ipykernel"],
-                           capture_output=True, cwd=tmp_path)
+                           capture_output=True, cwd=tmp_path, env=clean)
     assert probe.returncode == 0, probe.stderr.decode()[-2000:]
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -83,16 +84,18 @@ def test_published_notebook_runs_in_a_fresh_environment(tmp_path):
     local = f"git+file://{ROOT}"
     n_urls = 0
     for cell in install:
-        cell.source, k = re.subn(r"git\+https://[^\s\"']+", local, cell.source)
+        # the whole requirement: pip < 24 rejects "name @ git+file://..." but takes the URL
+        cell.source, k = re.subn(r"kexue-helpers\s*@\s*git\+https://[^\s\"']+", local,
+                                 cell.source)
         n_urls += k
     assert n_urls == 1, f"expected one install address, found {n_urls}"
 
-    env = dict(os.environ, JUPYTER_PATH=str(_kernel(tmp_path, py)), KEXUE_SCALE="small",
-               KEXUE_DEVICE="cpu", PYTHONPATH="", PIP_DISABLE_PIP_VERSION_CHECK="1")
-    env.pop("VIRTUAL_ENV", None)
+    env = dict(clean, JUPYTER_PATH=str(_kernel(tmp_path, py)), KEXUE_SCALE="small",
+               KEXUE_DEVICE="cpu", PIP_DISABLE_PIP_VERSION_CHECK="1")
     workdir = tmp_path / "work"
     workdir.mkdir()
     old = dict(os.environ)
+    os.environ.clear()
     os.environ.update(env)
     try:
         client = NotebookClient(nb, kernel_name="fresh", timeout=600,
@@ -105,6 +108,6 @@ def test_published_notebook_runs_in_a_fresh_environment(tmp_path):
               if o.get("output_type") == "error"]
     assert not errors, errors[:1]
     installed = subprocess.run([str(py), "-c", "import kexue_helpers; print(kexue_helpers.__file__)"],
-                               capture_output=True, text=True, cwd=workdir)
+                               capture_output=True, text=True, cwd=workdir, env=clean)
     assert installed.returncode == 0 and str(ROOT) not in installed.stdout, installed
     assert [c.source for c in nb.cells if c.cell_type == "markdown"] == published_md
