@@ -56,8 +56,8 @@ SITE = Path(os.environ.get("KEXUE_SITE", ROOT / "_build" / "html"))
 FIXTURE = ROOT / "tests" / "fixtures" / "widgets_book"
 FIXTURE_OUT = ROOT / "_build" / "widgets_fixture"
 FIXTURE_INPUTS = [*FIXTURE.rglob("*.md"), *FIXTURE.rglob("*.yml"),
-                  ROOT / "kexue_helpers" / "widgets.py", ROOT / "_ext" / "widgets.py",
-                  *(ROOT / "static" / "widgets").glob("*")]
+                  ROOT / "kexue_helpers" / "widgets.py", *(ROOT / "_ext").glob("*.py"),
+                  *(p for p in (ROOT / "static").rglob("*") if p.is_file())]
 MAX_FIRST_LOAD = 3_000_000   # bytes, uncompressed
 MAX_RESPONSE_MS = 100.0
 NAV_TIMEOUT_MS = 90_000
