@@ -893,7 +893,8 @@ def hsic_test_batch(x: Any, y: Any, *, method: str = "gamma", n_permutations: in
                     rk_rl = (rl[k][p] * rk[k][None, :]).sum(1)
                     null[k, b0:b0 + per_batch] = (cross - 2.0 / n * rk_rl + tot[k]) / n**2
             thr = st - 1e-12 * st.abs()
-            pval[c0:c1] = (1.0 + (null >= thr[:, None]).sum(1)) / (1.0 + n_permutations)
+            hits = (null >= thr[:, None]).sum(1).to(torch.float64)
+            pval[c0:c1] = (1.0 + hits) / (1.0 + n_permutations)
             mean[c0:c1], var[c0:c1] = null.mean(1), null.var(1, unbiased=False)
     return HSICBatchTestResult(
         statistic=stat.cpu().numpy(), pvalue=pval.cpu().numpy(), method=method, n=n,
