@@ -10,6 +10,11 @@ Conventions follow Hugging Face transformers (``modeling_rope_utils``) exactly w
 define the same scheme: ``"linear"``, ``"dynamic-ntk"`` and ``"yarn"`` reproduce
 ``ROPE_INIT_FUNCTIONS["linear" | "dynamic" | "yarn"]`` and the ``"half"`` layout of
 :func:`apply_rope` reproduces Llama's ``apply_rotary_pos_emb``.
+
+The chapter's extrapolation experiment is built from :func:`kv_copy_batch` (a task with a
+local and a long-range channel), :class:`SeedBatchedLM` (several seeds trained as one
+batched network, :func:`train_lm`), :func:`scheme_attention` (every scheme as an attention
+function on the same weights), :func:`extrapolation_scores` and :func:`paired_interval`.
 """
 
 from __future__ import annotations
