@@ -743,7 +743,7 @@ def kv_copy_features(n_ordinary: int, n_keys: int, n_values: int) -> torch.Tenso
     Examples
     --------
     >>> kv_copy_features(4, 2, 2).tolist()[4]
-    [0, 6, 7]
+    [0, 5, 7]
     """
     n_ordinary = check_int(n_ordinary, "n_ordinary", minimum=2)
     n_keys = check_int(n_keys, "n_keys", minimum=1)
