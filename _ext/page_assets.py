@@ -40,6 +40,8 @@ And, for issue 14:
 6. No empty header band: pydata-sphinx-theme 0.17 fills its top navbar with a second search
    button unless ``navbar_persistent`` is set (:func:`no_header_search` sets it empty).
 
+9. Search snippets without raw TeX or button labels (``SEARCH_SNIPPETS``).
+
 8. Chinese text (the articles' titles) is marked ``lang="zh"`` (:class:`MarkChinese`) and
    set upright by ``static/kexue.css``; the bibliography style is ``_ext/kexue_bibtex.py``.
 
@@ -100,6 +102,42 @@ MATHJAX2_SHIM = """
 """.strip()
 
 
+# Search results show a snippet of each page, cut from its raw HTML by searchtools.js: it
+# carried the article header's button labels ("....pdf") and raw TeX ("\\(\\lambda > 0\\)").
+# This wraps Search.htmlToText to drop the page chrome, code cells and display equations
+# and to spell inline TeX as text (lambda -> λ, \\frac{a}{b} -> (a)/(b), macros unwrapped).
+SEARCH_SNIPPETS = r"""
+document.addEventListener('DOMContentLoaded', function () {
+  if (typeof Search === 'undefined' || !Search.htmlToText) { return; }
+  var MAP = {lambda: 'λ', varepsilon: 'ε', epsilon: 'ε', alpha: 'α', beta: 'β',
+    gamma: 'γ', delta: 'δ', theta: 'θ', sigma: 'σ', mu: 'μ', pi: 'π', rho: 'ρ',
+    phi: 'φ', psi: 'ψ', omega: 'ω', Sigma: 'Σ', le: '≤', leq: '≤', ge: '≥', geq: '≥',
+    ne: '≠', neq: '≠', approx: '≈', to: '→', infty: '∞', cdot: '·', times: '×',
+    pm: '±', in: '∈', sum: 'Σ', sqrt: '√', R: 'ℝ', E: 'E', P: 'P', mid: '|',
+    langle: '⟨', rangle: '⟩', left: '', right: '', bigl: '', bigr: '', Bigl: '',
+    Bigr: '', big: '', Big: '', mathrm: '', mathbb: '', mathbf: '', operatorname: '',
+    text: '', quad: ' ', qquad: ' '};
+  function tex(s) {
+    s = s.replace(/^\\[(\[]/, '').replace(/\\[)\]]$/, '');
+    s = s.replace(/\\frac\{([^{}]*)\}\{([^{}]*)\}/g, '($1)/($2)');
+    s = s.replace(/\\([A-Za-z]+)/g, function (m, w) { return Object.prototype.hasOwnProperty.call(MAP, w) ? MAP[w] : w; });
+    return s.replace(/\\[,;:! ]/g, ' ').replace(/[{}\\]/g, '').replace(/\s+/g, ' ');
+  }
+  var original = Search.htmlToText;
+  Search.htmlToText = function (htmlString, anchor) {
+    var doc = new DOMParser().parseFromString(htmlString, 'text/html');
+    doc.querySelectorAll('.bd-header-article, .header-article-items, .prev-next-area, '
+        + 'footer, .d-print-none, .cell_input, .cell_output, div.math, .eqno')
+      .forEach(function (el) { el.remove(); });
+    doc.querySelectorAll('span.math').forEach(function (el) {
+      el.textContent = tex(el.textContent);
+    });
+    return original(doc.documentElement.outerHTML, anchor);
+  };
+});
+""".strip()
+
+
 def _filename(script) -> str:
     return str(getattr(script, "filename", script) or "")
 
@@ -131,6 +169,11 @@ def fix_scripts(app: Sphinx, pagename: str, templatename: str,
         return
 
     names = [_filename(s) for s in scripts]
+    if pagename == "search":
+        # the template adds searchtools.js after these scripts; this one patches it on
+        # DOMContentLoaded, before searchtools' own handler runs the query
+        scripts.append(_JavaScript("", body=SEARCH_SNIPPETS))
+        names.append("")
     mathjax = next((i for i, n in enumerate(names) if "mathjax" in n.lower()
                     and n.endswith(".js")), None)
     if mathjax is not None:

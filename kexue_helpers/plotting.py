@@ -23,16 +23,16 @@ import matplotlib as mpl
 
 __all__ = ["COLUMN_WIDTH", "MIN_FONT_PT", "OUTPUTS", "PALETTE", "use_style"]
 
-#: Width of the book's text column, in inches (at 96 CSS px per inch: 653 px, inside the
-#: 688 px column at a 1280 px wide window, with room for the figure card's padding).
+#: Width of the book's text column in inches. At 96 CSS px per inch that is 653 px, inside
+#: the 688 px column of a 1280 px wide window with room for the figure card's padding.
 #: Draw figures at this width, e.g. ``plt.subplots(figsize=(COLUMN_WIDTH, 3.2))``.
 COLUMN_WIDTH: float = 6.8
 
 #: The smallest font size the style uses (tick labels and legends), in points.
 MIN_FONT_PT: float = 9.0
 
-#: Output formats :func:`use_style` accepts: ``"svg"`` (vector) or ``"png2x"`` (a PNG at
-#: twice the resolution, shown at half its pixel size: sharp on high-density screens).
+#: Output formats that :func:`use_style` accepts. ``"svg"`` is vector; ``"png2x"`` is a PNG
+#: at twice the resolution, shown at half its pixel size (sharp on high-density screens).
 OUTPUTS: tuple[str, ...] = ("svg", "png2x")
 
 #: Okabe & Ito's colour-blind-safe palette (the seven colours, then black).

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Vendor the browser assets the book needs, so the site works with no CDN.
 
-The built site renders its mathematics with MathJax 3 and its widgets with
-``@jupyter-widgets/html-manager`` (loaded through RequireJS). By default Sphinx and
-myst-nb load both from public CDNs; this script downloads pinned releases from the npm
-registry (``npm pack``, which checks each tarball against the registry's integrity hash)
-and copies only the files a page can ask for into ``static/vendor/`` (published as
-``_build/html/_static/vendor/``), each package with its licence. ``_config.yml`` points
-``mathjax_path`` and ``nb_ipywidgets_js`` at them. (The folder is ``static/``, not
-``_static/``: Jupyter Book adds every ``.js`` file under a root ``_static/`` to every page.)
+The built site renders its mathematics with MathJax 3, and its "Live Code" button runs
+the page's cells with Thebe. By default Sphinx and sphinx-thebe load both from public CDNs;
+this script downloads pinned releases from the npm registry (``npm pack``, which checks
+each tarball against the registry's integrity hash) and copies only the files a page can
+ask for into ``static/vendor/`` (published as ``_build/html/_static/vendor/``), each package
+with its licence. ``_config.yml`` points ``mathjax_path`` at MathJax; ``_ext/widgets.py``
+points sphinx-thebe at the vendored Thebe. (The folder is ``static/``, not ``_static/``:
+Jupyter Book adds every ``.js`` file under a root ``_static/`` to every page.) The widgets
+need nothing vendored: ``kexue_helpers.widgets`` draws their frames at build time and
+``static/widgets/explorable.js`` (ours) plays them.
 
 Run it from anywhere (it needs ``npm``); it rewrites ``static/vendor/`` from scratch and
 writes ``static/vendor/MANIFEST.txt`` (file, size, sha256), so a re-run that changes
@@ -22,9 +24,16 @@ What is kept, and why:
   extensions it autoloads on demand (``\\boldsymbol``, ``\\cancel``, ...), the CHTML woff
   fonts, and the menu component. Left out: the SVG output, the speech-rule engine and the
   accessibility explorer (opt-in from MathJax's menu; about 5 MB).
-- html-manager: ``embed-amd.js`` and the Font Awesome woff2 fonts its CSS refers to
-  (Chromium, Firefox and Safari all take woff2, so the eot/svg/ttf/woff copies are left out).
-- RequireJS: ``require.js``.
+- Font Awesome (not from npm: from the installed pydata-sphinx-theme, whose stylesheet
+  draws the theme's icons with its solid webfont, 156 kB): a subset of ``fa-solid-900.ttf``
+  with only the icons the theme, the book theme and the extensions can show (every
+  ``fa-<name>`` in their templates, scripts and Python, and every icon character in their
+  stylesheets), as WOFF, with a stylesheet that redeclares the font face (added to every
+  page by ``_ext/widgets.py``, after the theme's, so the full font is never fetched).
+- Thebe: ``lib/index.js``, the chunks it loads on demand (``lib/<n>.index.js``) and
+  ``lib/thebe.css``, without source maps (about 3.3 MB, loaded only when a reader clicks
+  Live Code). The registry serves Thebe 0.9, whose ``window.thebelab`` keeps the
+  ``bootstrap``/``on`` calls sphinx-thebe 0.3 makes (it asks for 0.8.2 from unpkg).
 """
 
 from __future__ import annotations
@@ -41,36 +50,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DEST = ROOT / "static" / "vendor"
 
 MATHJAX = "mathjax@3.2.2"
-HTML_MANAGER = "@jupyter-widgets/html-manager@1.0.15"  # the release for ipywidgets 8.1
-REQUIREJS = "requirejs@2.3.8"
-FONTAWESOME = "@fortawesome/fontawesome-free@5.15.4"  # only for its licence (fonts in html-manager)
+THEBE = "thebe@0.9.3"
 
-REQUIREJS_LICENSE = """\
-MIT License
-
-Copyright jQuery Foundation and other contributors, https://jquery.org/
-
-Permission is hereby granted, free of charge, to any person obtaining a copy of this
-software and associated documentation files (the "Software"), to deal in the Software
-without restriction, including without limitation the rights to use, copy, modify, merge,
-publish, distribute, sublicense, and/or sell copies of the Software, and to permit persons
-to whom the Software is furnished to do so, subject to the following conditions:
-
-The above copyright notice and this permission notice shall be included in all copies or
-substantial portions of the Software.
-
-THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED,
-INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR
-PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE
-FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR
-OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER
-DEALINGS IN THE SOFTWARE.
-"""
-
-IPYWIDGETS_LICENSE = """\
+# The thebe tarball ships no LICENSE file; its package.json says "license": "BSD-3-Clause",
+# "author": "Executable Books Project". This is the standard BSD-3-Clause text for it.
+THEBE_LICENSE = """\
 BSD 3-Clause License
 
-Copyright (c) 2015 Project Jupyter Contributors
+Copyright (c) the Executable Books Project and the Thebe contributors
 All rights reserved.
 
 Redistribution and use in source and binary forms, with or without modification, are
@@ -114,6 +101,76 @@ def copy(src: Path, dst: Path) -> None:
     shutil.copyfile(src, dst)
 
 
+ICON_PACKAGES = ("pydata_sphinx_theme", "sphinx_book_theme", "sphinx_togglebutton",
+                 "sphinx_thebe", "sphinx_design", "sphinx_proof", "sphinx_exercise", "myst_nb",
+                 "sphinx_copybutton")
+
+
+def subset_fontawesome(dest: Path) -> int:
+    """Write the Font Awesome solid subset and its stylesheet into ``dest``; return the
+    number of icons kept."""
+    import importlib.util
+    import re
+
+    from fontTools import subset
+
+    roots = []
+    for name in ICON_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec and spec.origin:
+            roots.append(Path(spec.origin).parent)
+    theme = roots[0] / "theme" / "pydata_sphinx_theme" / "static"
+    css = (theme / "styles" / "pydata-sphinx-theme.css").read_text(encoding="utf-8")
+    # icon name -> code point, from the theme's own ".fa-name:before{content:...}" rules
+    names: dict[str, int] = {}
+    for sel, cp in re.findall(r'((?:\.fa-[a-z0-9-]+:{1,2}before,?)+)\{content:"(\\[0-9a-f]+|.)"\}',
+                              css):
+        code = int(cp[1:], 16) if cp.startswith("\\") else ord(cp)
+        for n in re.findall(r"\.fa-([a-z0-9-]+):", sel):
+            names[n] = code
+    used: set[str] = set()
+    codes: set[int] = set()
+    here = ROOT / "_ext", ROOT / "_config.yml"
+    for root in (*roots, *here):
+        files = [root] if root.is_file() else [f for f in root.rglob("*") if f.suffix in
+                                                 (".html", ".js", ".py", ".css", ".yml")]
+        for f in files:
+            if f.name.startswith("fontawesome") or f.suffix == ".map":
+                continue
+            text = f.read_text(encoding="utf-8", errors="replace")
+            if f.suffix == ".css":  # icon characters drawn by the stylesheets themselves
+                body = re.sub(r"(?:\.fa-[a-z0-9-]+:{1,2}before,?)+\{[^}]*\}", "", text)
+                codes.update(ord(c) for c in body if 0xE000 <= ord(c) <= 0xF8FF)
+                codes.update(int(h, 16) for h in re.findall(r'"\\([ef][0-9a-f]{3})"', body))
+            else:
+                used.update(re.findall(r"fa-([a-z0-9-]+)", text))
+    codes.update(names[n] for n in used if n in names)
+    options = subset.Options()
+    options.flavor = "woff"
+    options.layout_features = ["*"]
+    options.name_IDs = ["*"]
+    options.notdef_outline = True
+    font = subset.load_font(str(theme / "vendor" / "fontawesome" / "webfonts" /
+                                "fa-solid-900.ttf"), options)
+    sub = subset.Subsetter(options)
+    sub.populate(unicodes=sorted(codes))
+    sub.subset(font)
+    dest.mkdir(parents=True, exist_ok=True)
+    font.flavor = "woff"
+    font.save(str(dest / "fa-solid-900-subset.woff"), reorderTables=False)
+    (dest / "fontawesome-subset.css").write_text(
+        "/* Font Awesome Free (SIL OFL 1.1), solid: only the icons this site can show, "
+        "written by scripts/vendor_assets.py */\n"
+        '@font-face{font-display:block;font-family:"Font Awesome 6 Free";font-style:normal;'
+        'font-weight:900;src:url(fa-solid-900-subset.woff) format("woff")}\n',
+        encoding="utf-8")
+    (dest / "LICENSE.txt").write_text(
+        "Font Awesome Free by Fonticons, Inc. (https://fontawesome.com), taken from the\n"
+        "pydata-sphinx-theme package. Fonts: SIL Open Font License 1.1\n"
+        "(https://openfontlicense.org); icons: CC BY 4.0; code: MIT.\n", encoding="utf-8")
+    return len(codes)
+
+
 def main() -> int:
     if shutil.which("npm") is None:
         print("npm is needed to vendor the assets", file=sys.stderr)
@@ -121,9 +178,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         mathjax = npm_pack(MATHJAX, work)
-        manager = npm_pack(HTML_MANAGER, work)
-        requirejs = npm_pack(REQUIREJS, work)
-        fontawesome = npm_pack(FONTAWESOME, work)
+        thebe = npm_pack(THEBE, work)
 
         if DEST.exists():
             shutil.rmtree(DEST)
@@ -137,21 +192,20 @@ def main() -> int:
                     copy(f, mj / f.relative_to(es5))
         copy(mathjax / "LICENSE", mj / "LICENSE")
 
-        # Jupyter widgets: the AMD embed bundle and the fonts its CSS refers to
-        dist, jw = manager / "dist", DEST / "jupyter-widgets"
-        copy(dist / "embed-amd.js", jw / "embed-amd.js")
-        for f in sorted(dist.glob("*.woff2")):
-            copy(f, jw / f.name)
-        (jw / "LICENSE").write_text(IPYWIDGETS_LICENSE, encoding="utf-8")
-        copy(dist / "embed.js.LICENSE.txt", jw / "THIRD-PARTY-LICENSES.txt")
-        copy(fontawesome / "LICENSE.txt", jw / "LICENSE-fontawesome.txt")
+        # Thebe: the bundle, its on-demand chunks and its stylesheet (no source maps)
+        lib, th = thebe / "lib", DEST / "thebe"
+        for f in sorted(lib.glob("*.js")) + [lib / "thebe.css"]:
+            copy(f, th / f.name)
+        for f in sorted(lib.glob("*.LICENSE.txt")):
+            copy(f, th / f.name)
+        (th / "LICENSE").write_text(THEBE_LICENSE, encoding="utf-8")
 
-        # RequireJS
-        copy(requirejs / "require.js", DEST / "requirejs" / "require.js")
-        (DEST / "requirejs" / "LICENSE").write_text(REQUIREJS_LICENSE, encoding="utf-8")
+    n_icons = subset_fontawesome(DEST / "fontawesome")
+    print(f"Font Awesome: {n_icons} icons kept")
 
-    lines = [f"# Written by scripts/vendor_assets.py from {MATHJAX}, {HTML_MANAGER}, "
-             f"{REQUIREJS}, {FONTAWESOME}", "# path  bytes  sha256"]
+    lines = [f"# Written by scripts/vendor_assets.py from {MATHJAX}, {THEBE} and the Font "
+             "Awesome of the installed pydata-sphinx-theme",
+             "# path  bytes  sha256"]
     total = 0
     for f in sorted(DEST.rglob("*")):
         if f.is_file() and f.name != "MANIFEST.txt":

@@ -785,6 +785,38 @@ def test_citations_are_told_apart(browser, site, doc):
     assert not split, f"{doc}: one entry cited under several texts: {split}"
 
 
+def _search_snippets(browser, site, query):
+    context, p, problems = _open(browser, site, f"search.html?q={query}", "light")
+    try:
+        p.wait_for_function(
+            "() => document.querySelectorAll('ul.search li p.context').length > 0",
+            timeout=NAV_TIMEOUT_MS)
+        p.wait_for_timeout(500)
+        snippets = p.eval_on_selector_all("ul.search li p.context",
+                                          "ps => ps.map(p => p.textContent)")
+    finally:
+        context.close()
+    return snippets, problems
+
+
+def _snippet_problems(snippets):
+    bad = []
+    for text in snippets:
+        m = RAW_TEX.search(text)
+        if m:
+            bad.append(f"raw TeX {m.group(0)!r} in {text[:120]!r}")
+        if ".pdf" in text or "Download" in text:
+            bad.append(f"button labels in {text[:120]!r}")
+    return bad
+
+
+@pytest.mark.parametrize("query", ["Chernoff", "RoPE"])
+def test_search_snippets_are_clean(browser, site, query):
+    snippets, problems = _search_snippets(browser, site, query)
+    assert not problems, "\n".join(problems)
+    assert snippets and not _snippet_problems(snippets), _snippet_problems(snippets)
+
+
 def test_search_works_offline(browser, site):
     context, p, problems = _open(browser, site, "search.html?q=Johnson", "light")
     try:
@@ -947,6 +979,13 @@ def test_a_wide_equation_scrolls_on_a_phone(browser, fixture_site):
 def test_first_visit_on_the_fixture(browser, fixture_site, theme):
     problems = _first_visit_problems(browser, fixture_site, "good.html", theme)
     assert not problems, "\n".join(problems)
+
+
+def test_search_snippets_are_clean_on_the_fixture(browser, fixture_site):
+    snippets, problems = _search_snippets(browser, fixture_site, "curve")
+    assert not problems, "\n".join(problems)
+    assert any("e^-x" in s for s in snippets), snippets
+    assert not _snippet_problems(snippets), _snippet_problems(snippets)
 
 
 def test_glued_numbers_are_typeset(browser, fixture_site):
