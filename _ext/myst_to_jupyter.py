@@ -144,6 +144,13 @@ def _glue_text(res: Resolver, spec: str) -> str:
     return typeset_number(text)
 
 
+def _glue_markdown(res: Resolver, key: str) -> str:
+    text = _glue_bundle(res, key).get("text/markdown")
+    if text is None:
+        raise MystSyntaxError(f"glue key {key!r} holds no Markdown")
+    return "".join(text) if isinstance(text, list) else text
+
+
 def _glue_image(res: Resolver, key: str, alt: str) -> str:
     bundle = _glue_bundle(res, key)
     for mime, ext in (("image/png", "png"), ("image/jpeg", "jpg"), ("image/svg+xml", "svg")):
@@ -218,8 +225,8 @@ def _role(res: Resolver, m: re.Match) -> str:
         if role == "glue" and "text/plain" not in bundle:
             return _glue_image(res, content.strip(), content.strip())
         return _glue_text(res, content)
-    if role == "glue:md":
-        return _glue_bundle(res, content.strip()).get("text/markdown", "")
+    if role == "glue:md":  # glued Markdown is MyST too: convert what it holds
+        return _convert_lines(res, _glue_markdown(res, content.strip()).split("\n")).strip("\n")
     if role in ("glue:math",):
         latex = _glue_bundle(res, content.strip()).get("text/latex", "")
         return latex if latex.startswith("$") else f"${latex}$"
@@ -374,7 +381,7 @@ def _directive(res: Resolver, name: str, arg: str, inner: list[str]) -> str:
             caption = f"*{res.targets[label]}:* {caption}" if caption else f"*{res.targets[label]}*"
         return image + (f"\n\n{caption}" if caption else "")
     if name == "glue:md":
-        return _glue_bundle(res, arg.strip()).get("text/markdown", "")
+        return _convert_lines(res, _glue_markdown(res, arg.strip()).split("\n")).strip("\n")
     if name == "math":
         label = options.get("label")
         tex = "\n".join(body_lines).strip()

@@ -52,6 +52,12 @@ def test_glue_roles_become_their_formatted_values():
     assert out == r"n = 720, x = $1.23 \times 10^{-4}$, fits."
 
 
+def test_glued_markdown_is_converted_too():
+    res = _resolver(glue={"tab": {"text/markdown": "| a | {eq}`eq-a` |\n|---|---|\n| 1 | 2 |"}})
+    out = convert_markdown("{glue:md}`tab`\n\n```{glue:md} tab\n```", res)
+    assert out.count("| a | (3) |") == 2 and leftover_myst(out, MACROS) == []
+
+
 def test_typeset_number():
     assert typeset_number("2.0e-15") == r"$2.0 \times 10^{-15}$"
     assert typeset_number("1e+03") == r"$1 \times 10^{3}$"
