@@ -45,6 +45,7 @@ __all__ = [
     "zipf_cooccurrence",
     "fit_lowrank_softmax",
     "LowRankFit",
+    "ZIPF_OFFSET",
 ]
 
 _PHI = (1.0 + math.sqrt(5.0)) / 2.0
@@ -58,6 +59,10 @@ KAPPA: float = math.log(_PHI) / 2.0
 LAPLACE_INTERCEPT: float = math.log(_PHI) - math.log(5.0) / 4.0 - 0.6 + 1.0 / math.sqrt(5.0)
 #: c = 2/kappa = 4/log(phi), the exact asymptotic constant in n > c log N.
 DIM_CONSTANT: float = 2.0 / KAPPA
+
+#: The offset q of the Zipf-Mandelbrot frequencies (i + q)**-exponent of
+#: :func:`zipf_cooccurrence`.
+ZIPF_OFFSET: float = 2.7
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(48)
 _PANELS = 16
@@ -463,7 +468,8 @@ def zipf_cooccurrence(n_words: int, *, partners: int = 4, exponent: float = 1.0,
                       smooth: float = 1e-3, seed: int | None = 0) -> np.ndarray:
     """A synthetic co-occurrence distribution over N words with Zipfian word frequencies.
 
-    Word ``i`` has frequency ``f_i`` proportional to ``(i + 2.7)**-exponent``
+    Word ``i`` has frequency ``f_i`` proportional to ``(i + q)**-exponent`` with
+    ``q =`` :data:`ZIPF_OFFSET` ``= 2.7``
     (Zipf-Mandelbrot). Each word draws ``partners`` distinct context words with probability
     proportional to their frequency; the pair set is symmetrised, and
 
@@ -509,7 +515,7 @@ def zipf_cooccurrence(n_words: int, *, partners: int = 4, exponent: float = 1.0,
     exponent = check_real(exponent, "exponent", low=0.0)
     smooth = check_real(smooth, "smooth", low=0.0)
     rng = np.random.default_rng(None if seed is None else check_int(seed, "seed", minimum=0))
-    f = (np.arange(n_words) + 2.7) ** -exponent
+    f = (np.arange(n_words) + ZIPF_OFFSET) ** -exponent
     f /= f.sum()
     adj = np.zeros((n_words, n_words))
     for i in range(n_words):
