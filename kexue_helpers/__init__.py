@@ -16,11 +16,12 @@ from .core import (
     seed_everything,
     to_numpy,
 )
-from .plotting import PALETTE, use_style
+from .plotting import COLUMN_WIDTH, PALETTE, use_style
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "COLUMN_WIDTH",
     "DEVICE_ENV",
     "SCALE_ENV",
     "PALETTE",

@@ -2,7 +2,9 @@
 
 Every number in a chapter's text is computed in a code cell and glued (myst-nb ``glue``),
 then referenced in the prose as ``{glue:text}`key:.3f```. :func:`glue` converts NumPy and
-torch scalars to plain Python numbers first, so the format spec works on them.
+torch scalars to plain Python numbers first, so the format spec works on them, and returns
+``None``, so a cell that ends with a ``glue(...)`` call shows no stray output. Glue calls
+belong in cells tagged ``remove-cell``, beside the asserts that check the glued claims.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-def glue(name: str, value: Any, *, display: bool = False) -> Any:
+def glue(name: str, value: Any, *, display: bool = False) -> None:
     """Glue ``value`` under ``name`` for the prose, as a plain Python number if it is one.
 
     Parameters
@@ -56,8 +58,9 @@ def glue(name: str, value: Any, *, display: bool = False) -> Any:
 
     Returns
     -------
-    Any
-        The converted value, so a cell can glue and keep it in one line.
+    None
+        Nothing, so that a cell ending in ``glue(...)`` prints no bare value on the page.
+        Keep the value in a variable of its own if the cell needs it again.
 
     Raises
     ------
@@ -66,9 +69,7 @@ def glue(name: str, value: Any, *, display: bool = False) -> Any:
 
     Examples
     --------
-    >>> x = glue("demo_value", np.float64(0.25))
-    >>> x
-    0.25
+    >>> glue("demo_value", np.float64(0.25))  # glued as the float 0.25; shows nothing
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string; got {name!r}")
@@ -76,4 +77,4 @@ def glue(name: str, value: Any, *, display: bool = False) -> Any:
 
     value = plain(value)
     _glue(name, value, display=display)
-    return value
+    return None

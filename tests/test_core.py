@@ -179,6 +179,70 @@ def test_use_style_sets_opaque_background_and_palette():
     assert [c.lower() for c in colors] == [c.lower() for c in plotting.PALETTE]
 
 
+def test_use_style_draws_at_column_width_with_readable_fonts():
+    from matplotlib.font_manager import FontProperties
+
+    plotting.use_style()
+    assert tuple(mpl.rcParams["figure.figsize"])[0] == plotting.COLUMN_WIDTH == kh.COLUMN_WIDTH
+    assert plotting.COLUMN_WIDTH * 96 <= 688  # fits the 688 px text column at 1280 px
+    assert mpl.rcParams["figure.dpi"] == 96  # shown at its drawn size: 1 in = 96 CSS px
+    keys = ["font.size", "axes.titlesize", "axes.labelsize", "xtick.labelsize",
+            "ytick.labelsize", "legend.fontsize", "legend.title_fontsize", "figure.titlesize"]
+    sizes = {}
+    for key in keys:
+        value = mpl.rcParams[key]
+        sizes[key] = FontProperties(size=value).get_size_in_points()
+    assert min(sizes.values()) >= plotting.MIN_FONT_PT >= 9, sizes
+    # what a drawn figure actually uses, legends and ticks included
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], label="a")
+    leg = ax.legend()
+    fig.canvas.draw()
+    texts = [t.get_fontsize() for t in ax.get_xticklabels() + ax.get_yticklabels()]
+    texts += [t.get_fontsize() for t in leg.get_texts()]
+    plt.close(fig)
+    assert texts and min(texts) >= plotting.MIN_FONT_PT
+
+
+def test_use_style_validates_output():
+    with pytest.raises(ValueError, match=r"output must be one of \('svg', 'png2x'\); got 'pdf'"):
+        plotting.use_style(output="pdf")
+
+
+def test_use_style_selects_the_inline_format_in_a_kernel():
+    from IPython.core.interactiveshell import InteractiveShell
+    from matplotlib.figure import Figure
+
+    shell = InteractiveShell.instance()
+    try:
+        formatters = shell.display_formatter.formatters
+        plotting.use_style()
+        assert Figure in formatters["image/svg+xml"].type_printers
+        assert Figure not in formatters["image/png"].type_printers
+        plotting.use_style(output="png2x")
+        assert Figure in formatters["image/png"].type_printers
+        assert Figure not in formatters["image/svg+xml"].type_printers
+        fig = Figure(figsize=(plotting.COLUMN_WIDTH, 2))
+        fig.subplots().plot([0, 1])
+        data, meta = shell.display_formatter.format(fig)
+        # pixel-doubled, shown at its drawn size: about the column width (6.8 in at 96
+        # px per inch, less what the inline backend crops around the axes)
+        import base64
+        import struct
+
+        png = data["image/png"]
+        png = base64.b64decode(png) if isinstance(png, str) else png
+        png_width = struct.unpack(">I", png[16:20])[0]
+        shown = meta["image/png"]["width"]
+        assert png_width in (2 * shown, 2 * shown + 1)
+        assert 0.9 * plotting.COLUMN_WIDTH * 96 <= shown <= plotting.COLUMN_WIDTH * 96 + 2
+    finally:
+        plotting.use_style()
+        InteractiveShell.clear_instance()
+
+
 def test_plain_converts_numpy_and_torch_scalars():
     assert book.plain(np.float64(0.5)) == 0.5 and type(book.plain(np.float64(0.5))) is float
     assert type(book.plain(np.int64(3))) is int
@@ -189,7 +253,15 @@ def test_plain_converts_numpy_and_torch_scalars():
     assert book.plain(arr) is arr
 
 
-def test_glue_returns_plain_value_and_validates_name(capsys):
-    assert type(book.glue("test_key", np.float64(0.25))) is float
+def test_glue_glues_plain_value_and_returns_none(monkeypatch):
+    import myst_nb
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue",
+                        lambda name, value, display=True: glued.update({name: (value, display)}))
+    assert book.glue("test_key", np.float64(0.25)) is None
+    assert glued == {"test_key": (0.25, False)} and type(glued["test_key"][0]) is float
+    assert book.glue("test_tensor", torch.tensor(3), display=True) is None
+    assert glued["test_tensor"] == (3, True) and type(glued["test_tensor"][0]) is int
     with pytest.raises(ValueError, match="name must be a non-empty string"):
         book.glue("", 1.0)

@@ -26,12 +26,15 @@ then ``chromium``, ``chromium-browser``, ``google-chrome`` on ``PATH``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -108,16 +111,10 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def site():
-    """Base URL of the built site, served on 127.0.0.1 by a bounded daemon thread."""
-    if not (SITE / "index.html").exists():
-        _unavailable(f"no built site at {SITE} (build it: jupyter-book build . -W -n --keep-going)")
-    missing = [d for d in TOC if not (SITE / f"{d}.html").exists()]
-    if missing:
-        _unavailable(f"the site at {SITE} is older than _toc.yml (no page for {missing}); "
-                     "rebuild it: jupyter-book build . -W -n --keep-going")
-    handler = functools.partial(_QuietHandler, directory=str(SITE))
+@contextlib.contextmanager
+def _serve(directory: Path):
+    """Serve ``directory`` on 127.0.0.1 (an ephemeral port) from a bounded daemon thread."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
@@ -135,7 +132,20 @@ def site():
 
 
 @pytest.fixture(scope="module")
-def browser(site):
+def site():
+    """Base URL of the built site, served on 127.0.0.1 by a bounded daemon thread."""
+    if not (SITE / "index.html").exists():
+        _unavailable(f"no built site at {SITE} (build it: jupyter-book build . -W -n --keep-going)")
+    missing = [d for d in TOC if not (SITE / f"{d}.html").exists()]
+    if missing:
+        _unavailable(f"the site at {SITE} is older than _toc.yml (no page for {missing}); "
+                     "rebuild it: jupyter-book build . -W -n --keep-going")
+    with _serve(SITE) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -264,11 +274,16 @@ _WIDGET_REPORT = """
 """ % WIDGET_VIEW
 
 
-def _open(browser, site: str, page: str, theme: str):
-    """Open ``page`` in a fresh context; return (page, problems) with network/console taps."""
+def _open(browser, site: str, page: str, theme: str, first_visit: bool = False):
+    """Open ``page`` in a fresh context; return (page, problems) with network/console taps.
+
+    The theme is stored in localStorage as the theme's switch would, unless
+    ``first_visit`` (a reader who has never used the switch: the theme follows the system).
+    """
     context = browser.new_context(color_scheme=theme, viewport={"width": 1280, "height": 900})
-    context.add_init_script(f"try {{ localStorage.setItem('mode', '{theme}'); "
-                            f"localStorage.setItem('theme', '{theme}'); }} catch (e) {{}}")
+    if not first_visit:
+        context.add_init_script(f"try {{ localStorage.setItem('mode', '{theme}'); "
+                                f"localStorage.setItem('theme', '{theme}'); }} catch (e) {{}}")
     host = urlsplit(site).netloc
     problems: list[str] = []
 
@@ -314,7 +329,10 @@ def _settle(p, quiet_s: float = 1.0, limit_s: float = NAV_TIMEOUT_MS / 1000) -> 
 
 def _check_links(p, site: str) -> list[str]:
     problems = []
-    hrefs = p.eval_on_selector_all("a[href]", "as => as.map(a => a.href)")
+    # SVG links (the chapter map) have an SVGAnimatedString href: resolve it by hand
+    hrefs = p.eval_on_selector_all(
+        "a[href]", "as => as.map(a => typeof a.href === 'string' ? a.href"
+                   " : new URL(a.getAttribute('href'), document.baseURI).href)")
     for href in sorted(set(hrefs)):
         parts = urlsplit(href)
         if parts.scheme not in ("http", "https") or parts.netloc != urlsplit(site).netloc:
@@ -375,6 +393,396 @@ def test_page_renders(browser, site, page, theme):
     finally:
         context.close()
     assert not problems, f"{page} ({theme}):\n  " + "\n  ".join(problems)
+
+
+# --------------------------------------------------------------------------- page quality
+# Issue 14, items 1-4: what a reader sees on every page. Measured once per page (cached) at
+# 1280 x 900 in the light theme, then at 390 x 844 (a phone), then in the dark theme; each
+# check is its own test so a failure names the page and the rule.
+
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+MIN_FIGURE_FONT_PX = 11      # tick labels and legends, on screen (issue 14, item 3)
+MIN_SHOWN_FRACTION = 0.9     # a figure is shown at >= 90% of the size it was drawn at
+MAX_CODE_SHARE = 0.2         # visible code under a fifth of a chapter's height
+QUALITY_CHECKS = ("equations", "noise", "figures", "code", "numbers")
+
+_EXPAND_ALL = """
+() => {
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  document.querySelectorAll('button.toggle-button[aria-expanded="false"]')
+      .forEach(b => b.click());
+}
+"""
+
+# Everything measured in the page; returns {check: [problem, ...]}. ``phone``: only the
+# equation checks that apply to a narrow screen. ``dark``: only the dark-theme figure check.
+_QUALITY = r"""
+async ({phone, dark}) => {
+  const R = {equations: [], noise: [], figures: [], code: [], numbers: []};
+  const main = document.querySelector('article.bd-article') || document.querySelector('main');
+  if (!main) return R;
+  const vw = document.documentElement.clientWidth;
+  const short = (s, n = 70) => s.replace(/\s+/g, ' ').trim().slice(0, n);
+  const px = v => Math.round(v);
+
+  // ---------------------------------------------------------------- equations (item 1)
+  const texOf = new Map();
+  try {
+    for (const m of MathJax.startup.document.math)
+      if (m.inputJax && m.inputJax.name === 'TeX') texOf.set(m.typesetRoot, m.math);
+  } catch (e) {}
+  // MathJax's own hidden copies (assistive MathML, nested containers) are not measured
+  const own = el => !el.parentElement.closest('mjx-container, mjx-assistive-mml');
+  const eqName = el => {
+    const box = el.closest('div.math');
+    const no = box && box.querySelector('.eqno')
+      ? box.querySelector('.eqno').textContent.replace('#', '').trim() + ' ' : '';
+    return no + JSON.stringify(short(texOf.get(el) || el.textContent, 60));
+  };
+  const clippedBy = (el, r) => {
+    for (let a = el.parentElement; a && a !== document.documentElement; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX === 'visible') continue;
+      const ar = a.getBoundingClientRect();
+      if (r.right > ar.right + 1 || r.left < ar.left - 1)
+        return a.tagName.toLowerCase() + (a.className ? '.' + String(a.className)
+               .trim().split(/\s+/).slice(0, 2).join('.') : '');
+    }
+    return null;
+  };
+  if (!dark) for (const el of main.querySelectorAll('mjx-container[display="true"]')) {
+    const r = el.getBoundingClientRect();
+    if (!r.width || !own(el)) continue;
+    const over = px(el.scrollWidth - el.clientWidth);
+    const by = clippedBy(el, r);
+    if (!phone) {
+      if (over > 1)
+        R.equations.push(`display equation ${eqName(el)} is ${over} px wider than its ` +
+                         `box (${el.clientWidth} px) at ${vw} px: break it (aligned/split)`);
+      else if (by) R.equations.push(`display equation ${eqName(el)} is cut by ${by}`);
+    } else {
+      if (r.right > vw + 1)
+        R.equations.push(`display equation ${eqName(el)} runs past the screen edge ` +
+                         `(right edge ${px(r.right)} > ${vw} px)`);
+      else if (by) R.equations.push(`display equation ${eqName(el)} is cut by ${by}`);
+      if (over > 1) {
+        const ox = getComputedStyle(el).overflowX;
+        const before = el.scrollLeft;
+        el.scrollLeft = over;
+        const moved = el.scrollLeft > 0;
+        el.scrollLeft = before;
+        if (!['auto', 'scroll'].includes(ox) || !moved)
+          R.equations.push(`display equation ${eqName(el)}: ${over} px cut off at ${vw} px ` +
+                           `and its box does not scroll (overflow-x: ${ox})`);
+      }
+    }
+  }
+  if (!phone && !dark) for (const el of main.querySelectorAll('mjx-container:not([display="true"])')) {
+    const r = el.getBoundingClientRect();
+    if (!r.width || !own(el) || el.closest('.cell_output, pre, table')) continue;
+    let b = el.parentElement;
+    while (b && b !== main && getComputedStyle(b).display.startsWith('inline'))
+      b = b.parentElement;
+    const br = b.getBoundingClientRect();
+    const right = br.right - parseFloat(getComputedStyle(b).paddingRight || '0');
+    const by = clippedBy(el, r);
+    if (r.right > right + 2)
+      R.equations.push(`inline math ${eqName(el)} sticks out of its ${b.tagName.toLowerCase()} ` +
+                       `by ${px(r.right - right)} px: keep $...$ short`);
+    else if (by) R.equations.push(`inline math ${eqName(el)} is cut by ${by}`);
+  }
+  if (phone || dark) {
+    if (dark) {
+      // ------------------------------------------------------------ figures in the dark theme
+      for (const img of main.querySelectorAll('.cell_output img, figure img')) {
+        const s = getComputedStyle(img);
+        if (s.filter !== 'none')
+          R.figures.push(`figure ${short(img.alt, 40)} is dimmed in the dark theme ` +
+                         `(filter: ${s.filter})`);
+        if (!/^rgba?\(255, 255, 255(, 1)?\)$/.test(s.backgroundColor))
+          R.figures.push(`figure ${short(img.alt, 40)} is not on a white card in the dark ` +
+                         `theme (background ${s.backgroundColor})`);
+      }
+    }
+    return R;
+  }
+
+  // ---------------------------------------------------------------- noisy output (item 2)
+  const N = String.raw`[-+]?(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf|-inf`;
+  const BARE = new RegExp(String.raw`^\s*(?:${N}|True|False|None|` +
+      String.raw`[\[(]\s*(?:${N})(?:\s*,\s*(?:${N}))*\s*,?\s*[\])])\s*$`, 'i');
+  const RULES = [
+    [/\b(?:np|numpy|torch)\.\w+\(|\b(?:tensor|array)\(|<[\w.]+ object at 0x|<(?:Figure|matplotlib)[^>]*>|\[<matplotlib|\bdtype=/, 'a repr'],
+    [/\b[A-Z]\w*Warning\b|Traceback \(most recent call last\)|\b[A-Z]\w*Error:/, 'a warning or error'],
+    [/(?:^|[\s'"(=])(?:\/(?:tmp|home|work|root|usr|var|opt|mnt|Users)\/|~\/|[A-Za-z]:\\)|site-packages|ipykernel_\d+|\.py:\d+/, 'a path'],
+    [/^\s*\[?(?:DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\]?[\s:\]-]|^\s*\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d/m, 'a log line'],
+    [/\{\s*['"]?[\w.-]+['"]?\s*:\s*[^{}]*\}/, 'a printed dict'],
+  ];
+  for (const o of main.querySelectorAll('.cell_output .output')) {
+    if (o.closest('.widget-output')) continue;
+    const pre = o.querySelector('pre');
+    const text = (pre || o).textContent;
+    const where = `output ${JSON.stringify(short(text, 60))}`;
+    if (o.classList.contains('stderr')) R.noise.push(`${where}: stderr (a warning or log line)`);
+    if (o.classList.contains('traceback') || o.classList.contains('error'))
+      R.noise.push(`${where}: an error`);
+    if (!pre) continue;
+    if ((o.classList.contains('text_plain') || o.classList.contains('stream')) && BARE.test(text))
+      R.noise.push(`${where}: a bare value with no words (a stray Out or print)`);
+    for (const [re, what] of RULES)
+      if (re.test(text)) R.noise.push(`${where}: ${what}`);
+    const over = px(pre.scrollWidth - pre.clientWidth);
+    if (over > 1) R.code.push(`${where}: ${over} px wider than the column (scrolls)`);
+  }
+
+  // ---------------------------------------------------------------- figures (item 3)
+  const svgFontPt = async url => {
+    try {
+      const t = await (await fetch(url)).text();
+      const vb = /viewBox="[\d.]+ [\d.]+ ([\d.]+) [\d.]+"/.exec(t);
+      const sizes = Array.from(t.matchAll(/scale\(([\d.]+) -([\d.]+)\)/g),
+                               m => 100 * parseFloat(m[1]));
+      return {vbWidth: vb ? parseFloat(vb[1]) : null, min: sizes.length ? Math.min(...sizes) : null};
+    } catch (e) { return {vbWidth: null, min: null}; }
+  };
+  const HASHLIKE = /(?:^|\/)_images\/|[0-9a-f]{16,}|\.(?:png|svg|jpe?g|gif|webp)$/i;
+  for (const img of main.querySelectorAll('.cell_output img, figure img')) {
+    const src = img.currentSrc || img.src;
+    const name = short(img.alt || src.split('/').pop(), 40);
+    const fig = img.closest('figure');
+    const cap = fig && fig.querySelector('figcaption');
+    const num = cap && cap.querySelector('.caption-number');
+    const capText = cap ? short((cap.querySelector('.caption-text') || cap).textContent, 400) : '';
+    if (!fig || !cap) R.figures.push(`figure ${name}: not in a numbered figure with a caption ` +
+                                     `(give the cell mystnb figure metadata)`);
+    else {
+      if (!num || !/\d/.test(num.textContent)) R.figures.push(`figure ${name}: no number`);
+      if (capText.split(/\s+/).filter(Boolean).length < 4)
+        R.figures.push(`figure ${name}: caption too short to say what to see: ${JSON.stringify(capText)}`);
+    }
+    const alt = (img.getAttribute('alt') || '').trim();
+    if (!alt || HASHLIKE.test(alt) || alt.split(/\s+/).length < 4)
+      R.figures.push(`figure ${name}: alt text ${JSON.stringify(short(alt, 50))} does not ` +
+                     `describe the figure`);
+    if (!img.complete) await new Promise(r => { img.onload = img.onerror = r; setTimeout(r, 5000); });
+    const shown = img.getBoundingClientRect().width;
+    if (!shown || !img.naturalWidth) continue;
+    const isSvg = /\.svg(?:$|\?)/i.test(src);
+    const attrW = parseFloat(img.getAttribute('width') || img.style.width || '0');
+    const drawn = attrW || img.naturalWidth;   // CSS px the figure was drawn for
+    if (shown < MIN_SHOWN * drawn)
+      R.figures.push(`figure ${name}: drawn ${px(drawn)} px wide, shown at ${px(shown)} px ` +
+                     `(${px(100 * shown / drawn)}%): draw it at COLUMN_WIDTH`);
+    if (!isSvg && img.naturalWidth < 1.9 * shown)
+      R.figures.push(`figure ${name}: raster at ${(img.naturalWidth / shown).toFixed(2)}x ` +
+                     `the shown size (use SVG or a 2x PNG: kexue_helpers.plotting.use_style)`);
+    if (isSvg) {
+      const f = await svgFontPt(src);
+      if (f.vbWidth && f.min) {
+        const fontPx = f.min * shown / f.vbWidth;
+        if (fontPx < MIN_FONT_PX - 0.05)
+          R.figures.push(`figure ${name}: smallest text ${fontPx.toFixed(1)} px on screen ` +
+                         `(${f.min.toFixed(1)} pt), under ${MIN_FONT_PX} px`);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- code (item 2)
+  let codeHeight = 0;
+  for (const pre of main.querySelectorAll('.cell_input pre')) {
+    if (pre.closest('.tag_hide-input, .tag_hide-cell, details.hide')) continue;
+    codeHeight += pre.getBoundingClientRect().height;
+    const over = px(pre.scrollWidth - pre.clientWidth);
+    if (over > 1) {
+      const longest = pre.textContent.split('\n').reduce((a, b) => (b.length > a.length ? b : a), '');
+      R.code.push(`code cell needs horizontal scrolling (${over} px): longest line ` +
+                  `${longest.length} chars: ${JSON.stringify(short(longest, 60))}`);
+    }
+  }
+  const pageHeight = main.getBoundingClientRect().height;
+  if (main.querySelector('.cell') && codeHeight > MAX_CODE_SHARE * pageHeight)
+    R.code.push(`visible code is ${px(100 * codeHeight / pageHeight)}% of the page's height ` +
+                `(${px(codeHeight)} of ${px(pageHeight)} px; at most ${100 * MAX_CODE_SHARE}%)`);
+
+  // ---------------------------------------------------------------- glued numbers (item 4)
+  const weightOf = el => parseInt(getComputedStyle(el).fontWeight, 10);
+  for (const g of main.querySelectorAll('.pasted-text')) {
+    let b = g.parentElement;
+    while (b && b !== main && getComputedStyle(b).display.startsWith('inline')) b = b.parentElement;
+    const body = b ? weightOf(b) : 400;
+    if (weightOf(g) > Math.min(body, 500))
+      R.numbers.push(`glued ${JSON.stringify(short(g.textContent, 30))} is bold ` +
+                     `(weight ${weightOf(g)}, text ${body})`);
+  }
+  const ENOTE = /(?:^|[^\w.])([-+\u2212]?\d+(?:\.\d+)?[eE][-+\u2212]?\d+)(?![\w.])/;
+  const skip = 'pre, code, script, style, mjx-container, .cell_input, .cell_output .output, ' +
+               'kbd, samp, .headerlink, svg';
+  const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || el.closest(skip)) continue;
+    const m = ENOTE.exec(n.textContent);
+    if (m) R.numbers.push(`number in E notation in the text: ${m[1]} in ` +
+                          `${JSON.stringify(short(n.textContent, 60))}`);
+  }
+  return R;
+}
+""".replace("MIN_SHOWN", str(MIN_SHOWN_FRACTION)).replace("MIN_FONT_PX", str(MIN_FIGURE_FONT_PX)) \
+   .replace("MAX_CODE_SHARE", str(MAX_CODE_SHARE))
+
+
+def measure_quality(browser, site: str, page: str, css: str | None = None
+                    ) -> dict[str, list[str]]:
+    """Measure ``page`` at desktop and phone widths and in the dark theme.
+
+    Returns ``{check: [problem, ...]}`` for the checks in :data:`QUALITY_CHECKS` (an empty
+    list where the page passes), plus ``"load"`` for console errors and failed requests.
+    ``css``: a style sheet added to the page first (the tests of the checks use it).
+    """
+    context, p, problems = _open(browser, site, page, "light")
+    try:
+        problems += _settle(p)
+        if css:
+            p.add_style_tag(content=css)
+        p.evaluate(_WAIT_FOR_MATHJAX)
+        p.evaluate(_EXPAND_ALL)
+        p.wait_for_timeout(300)
+        out = p.evaluate(_QUALITY, {"phone": False, "dark": False})
+        p.set_viewport_size(PHONE)
+        p.wait_for_timeout(500)
+        phone = p.evaluate(_QUALITY, {"phone": True, "dark": False})
+        out["equations"] += [f"[{PHONE['width']} px] {m}" for m in phone["equations"]]
+        p.set_viewport_size(DESKTOP)
+        p.evaluate("document.documentElement.dataset.theme = 'dark'")
+        p.wait_for_timeout(300)
+        dark = p.evaluate(_QUALITY, {"phone": False, "dark": True})
+        out["figures"] += [f"[dark] {m}" for m in dark["figures"]]
+    finally:
+        context.close()
+    out["load"] = problems
+    return out
+
+
+_QUALITY_CACHE: dict[tuple[str, str], dict[str, list[str]]] = {}
+
+
+@pytest.mark.parametrize("check", QUALITY_CHECKS)
+@pytest.mark.parametrize("page", [f"{d}.html" for d in TOC])
+def test_page_quality(browser, site, page, check):
+    """Issue 14, items 1-4, on every page of the book: ``equations`` (every display
+    equation fits its box at 1280 px and, at 390 px, stays on screen and scrolls inside its
+    own box; inline math stays inside its paragraph), ``noise`` (no output that is a bare
+    value, a repr, a warning, a path, a log line or a printed dict), ``figures`` (every
+    output image is in a numbered figure with a caption and descriptive alt text, shown at
+    >= 90% of its drawn size, SVG or 2x raster, SVG text >= 11 px on screen, a white
+    undimmed card in the dark theme), ``code`` (visible code cells and outputs fit the
+    column without scrolling; visible code under a fifth of the page's height), ``numbers``
+    (glued numbers in the text's weight; no E notation such as 2e-15 in the text)."""
+    key = (site, page)
+    if key not in _QUALITY_CACHE:
+        _QUALITY_CACHE[key] = measure_quality(browser, site, page)
+    found = _QUALITY_CACHE[key][check]
+    assert not found, f"{page}: {len(found)} {check} problem(s):\n  " + "\n  ".join(found)
+
+
+def _first_visit_problems(browser, site, page, theme):
+    context, p, problems = _open(browser, site, page, theme, first_visit=True)
+    try:
+        problems += _settle(p)
+        shown = p.evaluate("document.documentElement.dataset.theme")
+    finally:
+        context.close()
+    if shown != theme:
+        problems.append(f"system theme {theme} but the page shows {shown!r}")
+    return problems
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize("page", [f"{TOC[0]}.html", f"{NOTEBOOKS[0]}.html" if NOTEBOOKS
+                                  else f"{TOC[0]}.html"])
+def test_first_visit_has_no_console_error(browser, site, page, theme):
+    """A first visit (no theme stored yet) follows the system theme without the console
+    error "Got invalid theme mode: . Resetting to auto." (html_context default_mode)."""
+    problems = _first_visit_problems(browser, site, page, theme)
+    assert not problems, "\n".join(problems)
+
+
+_CHROME = """
+() => {
+  const visible = el => el.checkVisibility() && el.getBoundingClientRect().height > 0;
+  const header = document.querySelector('.bd-header');
+  return {
+    header: header && visible(header) ? Math.round(header.getBoundingClientRect().height) : 0,
+    searches: Array.from(document.querySelectorAll(
+        '.search-button-field, .search-button, .bd-search')).filter(visible).length,
+  };
+}
+"""
+
+
+def _chrome(browser, site, page, width):
+    context, p, problems = _open(browser, site, page, "light")
+    try:
+        p.set_viewport_size({"width": width, "height": 900})
+        p.wait_for_timeout(300)
+        return p.evaluate(_CHROME), problems
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", [DESKTOP["width"], PHONE["width"]])
+@pytest.mark.parametrize("page", [f"{TOC[0]}.html", f"{NOTEBOOKS[0]}.html" if NOTEBOOKS
+                                  else f"{TOC[0]}.html"])
+def test_no_empty_header_band(browser, site, page, width):
+    """No top band holding only a second search button (pydata-sphinx-theme 0.17's navbar):
+    at most one search control is visible, and no site header above the article."""
+    chrome, problems = _chrome(browser, site, page, width)
+    assert not problems, "\n".join(problems)
+    assert chrome["header"] == 0, f"a {chrome['header']} px header band at {width} px"
+    assert chrome["searches"] <= 1, f"{chrome['searches']} search controls at {width} px"
+
+
+def test_chapter_map_links_every_chapter(browser, site):
+    context, p, problems = _open(browser, site, f"{TOC[0]}.html", "light")
+    try:
+        targets = p.eval_on_selector_all(
+            "svg.chapter-map-svg a", "as => as.map(a => a.getAttribute('href'))")
+    finally:
+        context.close()
+    assert not problems, "\n".join(problems)
+    chapters = {Path(d).name for d in NOTEBOOKS}
+    assert {t.removesuffix(".html") for t in targets} == chapters, targets
+
+
+_CITATIONS = """
+() => Array.from(document.querySelectorAll('main a[href*="bibliography.html#"], '
+                                           + 'main a.reference.internal[href^="#id"]'))
+  .filter(a => a.closest('span[id^="id"], .bibtex, p, li, td, figcaption, dd'))
+  .map(a => [a.textContent.trim(), a.getAttribute('href').replace(/^.*#/, '#')])
+"""
+
+
+@pytest.mark.parametrize("doc", NOTEBOOKS)
+def test_citations_are_told_apart(browser, site, doc):
+    """Each citation text ([Su, 2021a]) leads to one bibliography entry, and each entry is
+    cited by one text: different articles never share a label."""
+    context, p, problems = _open(browser, site, f"{doc}.html", "light")
+    try:
+        cites = [c for c in p.evaluate(_CITATIONS) if c[0] and not c[0].startswith("[")]
+    finally:
+        context.close()
+    assert not problems, "\n".join(problems)
+    cites = [c for c in cites if re.search(r"\d{4}[a-z]?$|n\.d\.", c[0])]
+    assert cites, f"{doc}: no author-year citations found"
+    by_text: dict[str, set[str]] = {}
+    by_target: dict[str, set[str]] = {}
+    for text, target in cites:
+        by_text.setdefault(text, set()).add(target)
+        by_target.setdefault(target, set()).add(text)
+    shared = {t: sorted(v) for t, v in by_text.items() if len(v) > 1}
+    assert not shared, f"{doc}: one citation text for several entries: {shared}"
+    split = {t: sorted(v) for t, v in by_target.items() if len(v) > 1}
+    assert not split, f"{doc}: one entry cited under several texts: {split}"
 
 
 def test_search_works_offline(browser, site):
@@ -441,3 +849,111 @@ def test_published_notebook_installs_the_helpers(site, doc):
     first = "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
     assert "import kexue_helpers" in first and f"git+{repo.rstrip('/')}" in first, \
         f"{doc}: the first code cell must be the install cell (copy it from book/jl_theory.md)"
+
+
+# --------------------------------------------------------------------------- the checks, checked
+# The page-quality checks run on a two-page fixture book (tests/fixtures/site, built here
+# with the site's own extension and CSS): good.md follows the chapter recipe and must pass
+# every check; bad.md breaks each rule and must fail each check for the right reason.
+
+FIXTURE = ROOT / "tests" / "fixtures" / "site"
+FIXTURE_HTML = FIXTURE / "_build" / "html"
+FIXTURE_INPUTS = [*FIXTURE.glob("*.md"), *FIXTURE.glob("*.yml"), ROOT / "_ext" / "page_assets.py",
+                  ROOT / "static" / "kexue.css", ROOT / "kexue_helpers" / "plotting.py",
+                  ROOT / "kexue_helpers" / "book.py"]
+
+# CSS that undoes the site's fixes: with it, the compliant page must fail the checks that
+# depend on the site's styles (so those checks are shown able to fail).
+BREAKING_CSS = """
+div.math mjx-container { overflow: hidden !important; }
+html[data-theme="dark"] .bd-content div.cell_output img,
+html[data-theme="dark"] .bd-content figure img { filter: brightness(.8) contrast(1.2) !important; }
+.bd-content span.pasted-text { font-weight: bold !important; }
+.bd-content .cell_input pre { font-size: 40px !important; }
+"""
+
+
+@pytest.fixture(scope="module")
+def fixture_site():
+    stamp = FIXTURE_HTML / "bad.html"
+    newest = max(p.stat().st_mtime for p in FIXTURE_INPUTS)
+    if not stamp.exists() or stamp.stat().st_mtime < newest:
+        jb = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        run = subprocess.run([jb, "build", str(FIXTURE), "--all"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=600)
+        if run.returncode != 0 or not stamp.exists():
+            pytest.fail(f"building the fixture book failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+    with _serve(FIXTURE_HTML) as url:
+        yield url
+
+
+def _measure_fixture(browser, url, page, css=None):
+    key = (url, page, css)
+    if key not in _QUALITY_CACHE:
+        _QUALITY_CACHE[key] = measure_quality(browser, url, page, css=css)
+    return _QUALITY_CACHE[key]
+
+
+def test_quality_checks_pass_on_a_compliant_page(browser, fixture_site):
+    found = _measure_fixture(browser, fixture_site, "good.html")
+    problems = [f"{k}: {m}" for k in (*QUALITY_CHECKS, "load") for m in found[k]]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("check, expected", [
+    ("equations", "wider than its box"),
+    ("noise", "a bare value"),
+    ("noise", "a repr"),
+    ("noise", "stderr"),
+    ("noise", "a warning"),
+    ("noise", "a path"),
+    ("noise", "a log line"),
+    ("noise", "a printed dict"),
+    ("figures", "not in a numbered figure"),
+    ("figures", "does not describe the figure"),
+    ("figures", "draw it at COLUMN_WIDTH"),
+    ("figures", "raster at 1.00x"),
+    ("code", "needs horizontal scrolling"),
+    ("code", "of the page's height"),
+    ("numbers", "E notation in the text: 3.2e-05"),
+    ("numbers", "is bold"),
+])
+def test_quality_checks_catch_each_defect(browser, fixture_site, check, expected):
+    found = _measure_fixture(browser, fixture_site, "bad.html")[check]
+    assert any(expected in m for m in found), f"{check} missed {expected!r}; found: {found}"
+
+
+@pytest.mark.parametrize("page, check, expected", [
+    ("bad.html", "equations", "[390 px]"),
+    ("good.html", "figures", "[dark]"),
+    ("good.html", "numbers", "is bold"),
+    ("good.html", "code", "needs horizontal scrolling"),
+])
+def test_quality_checks_depend_on_the_site_css(browser, fixture_site, page, check, expected):
+    found = _measure_fixture(browser, fixture_site, page, css=BREAKING_CSS)[check]
+    assert any(expected in m for m in found), f"{check} missed {expected!r}; found: {found}"
+
+
+def test_a_wide_equation_scrolls_on_a_phone(browser, fixture_site):
+    """bad.html's equation is too wide at 1280 px (a failure there); at 390 px it is wider
+    still, but with the site's CSS it scrolls inside its own box: no phone problem."""
+    found = _measure_fixture(browser, fixture_site, "bad.html")["equations"]
+    assert any("wider than its box" in m for m in found), found
+    assert not [m for m in found if "[390 px]" in m], found
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_first_visit_on_the_fixture(browser, fixture_site, theme):
+    problems = _first_visit_problems(browser, fixture_site, "good.html", theme)
+    assert not problems, "\n".join(problems)
+
+
+def test_glued_numbers_are_typeset(browser, fixture_site):
+    context, p, problems = _open(browser, fixture_site, "good.html", "light")
+    try:
+        glued = p.eval_on_selector_all(".pasted-text", "es => es.map(e => e.innerHTML)")
+    finally:
+        context.close()
+    assert "2.0\u202f\u00d7\u202f10<sup>\u221215</sup>" in glued, glued
+    assert "\u22120.25" in glued and "20000" in glued, glued
