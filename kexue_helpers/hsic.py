@@ -770,15 +770,15 @@ class HSICBatchTestResult:
 
     Attributes
     ----------
-    statistic, pvalue : numpy.ndarray, shape (R,)
-        HSIC_b and the p-value of each sample.
+    statistic, pvalue : numpy.ndarray
+        HSIC_b and the p-value of each sample (one entry per sample, shape ``(R,)``).
     method : str
         ``"gamma"`` or ``"permutation"``.
     n : int
         Size of each sample.
-    sigma_x, sigma_y : numpy.ndarray, shape (R,)
-        The bandwidths used.
-    null_mean, null_var : numpy.ndarray, shape (R,)
+    sigma_x, sigma_y : numpy.ndarray
+        The bandwidths used (shape ``(R,)``).
+    null_mean, null_var : numpy.ndarray
         Mean and variance of HSIC_b under independence (Gretton et al.'s estimates for
         the gamma test, those of the permuted statistics for the permutation test).
     n_permutations : int
