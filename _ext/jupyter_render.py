@@ -77,17 +77,41 @@ class SiteIndex:
                 labels[ident] = (a.get_text().strip().strip("[]"), a.get("title", "").strip())
         return labels
 
+    def _site_wide(self) -> tuple[dict, dict]:
+        """Numbered elements and equations of every page (labels are unique in the book)."""
+        if not hasattr(self, "_global"):
+            shown, equations = {}, {}
+            for path in sorted(self.outdir.rglob("*.html")):
+                rel = path.relative_to(self.outdir).with_suffix("").as_posix()
+                if rel.startswith(("_", "genindex", "search", "notebooks/")):
+                    continue
+                soup = self._page(rel)
+                for ident, text in self._caption_numbers(soup).items():
+                    shown.setdefault(ident, text)
+                for div in soup.select("[id^='equation-']"):
+                    eqno = div.select_one(".eqno")
+                    if eqno is not None:
+                        number = eqno.get_text().strip().strip("()#").strip().strip("()")
+                        equations.setdefault(div["id"][len("equation-"):], number)
+            self._global = (shown, equations)
+        return self._global
+
     def resolver(self, pagename: str) -> Resolver:
-        """Everything :func:`myst_to_jupyter.convert_markdown` needs for one page."""
+        """Everything :func:`myst_to_jupyter.convert_markdown` needs for one page.
+
+        Numbers come from the page itself first, then from the rest of the site (a
+        reference may point to a theorem or an equation of another chapter).
+        """
         soup = self._page(pagename)
-        shown = self._caption_numbers(soup)
+        site_shown, site_equations = self._site_wide()
+        shown = {**site_shown, **self._caption_numbers(soup)}
         targets = dict(shown)
         for label, (doc, ident, title) in self.std_labels.items():
             if ident in shown:
                 targets[label] = shown[ident]
             elif title:
                 targets.setdefault(label, title)
-        equations = {}
+        equations = dict(site_equations)
         for div in soup.select("[id^='equation-']"):
             eqno = div.select_one(".eqno")
             if eqno is not None:

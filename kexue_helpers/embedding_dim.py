@@ -546,7 +546,7 @@ class LowRankFit:
         The fitted model distributions, indexed ``[rank, seed, i, j]``.
     norm : str
         ``"free"`` or ``"sphere"``: how the vector norms were treated.
-    kl_history : dict of int to numpy.ndarray
+    kl_history : dict
         ``KL(target || model)`` after each requested checkpoint step, same layout as ``kl``
         (empty if no checkpoints were requested).
     """
