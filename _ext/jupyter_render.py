@@ -68,14 +68,29 @@ class SiteIndex:
                 shown.setdefault(owner["id"], text.rstrip(":. "))
         return shown
 
-    def _citation_labels(self, soup) -> dict:
-        """citation id -> (label shown, full reference shown as its tooltip) on the page."""
-        labels = {}
-        for a in soup.select("a[href*='#']"):
-            ident = a["href"].rsplit("#", 1)[1]
-            if ident not in labels:
-                labels[ident] = (a.get_text().strip().strip("[]"), a.get("title", "").strip())
-        return labels
+    def _bibliography_entries(self) -> dict:
+        """citation id -> (label, reference) as the bibliography page lists them.
+
+        Read from the bibliography page rather than from the citing page: an incremental
+        build may leave a chapter's HTML with the citation ids of an earlier build.
+        """
+        if not hasattr(self, "_entries"):
+            self._entries = {}
+            for path in sorted(self.outdir.rglob("*.html")):
+                rel = path.relative_to(self.outdir).with_suffix("").as_posix()
+                if rel.startswith(("_", "notebooks/")):
+                    continue
+                if 'role="doc-biblioentry"' not in path.read_text(encoding="utf-8"):
+                    continue
+                for div in self._page(rel).select("div.citation[id]"):
+                    label = div.select_one("span.label")
+                    body = div.find("p")
+                    if label is None or body is None:
+                        continue
+                    text = label.get_text().strip().removeprefix("[").removesuffix("]")
+                    self._entries.setdefault(div["id"], (text.strip(), " ".join(
+                        body.get_text().split())))
+        return self._entries
 
     def _site_wide(self) -> tuple[dict, dict]:
         """Numbered elements and equations of every page (labels are unique in the book)."""
@@ -123,12 +138,10 @@ class SiteIndex:
             if re.search(r"\d", text):
                 blocks.append((text.split()[0].lower(), text))
         cite_labels, references = {}, dict(self.references)
-        page_cites = self._citation_labels(soup)
+        entries = self._bibliography_entries()
         for key, ident in self.cite_ids.items():
-            if ident in page_cites:
-                cite_labels[key], tooltip = page_cites[ident]
-                if tooltip:  # the reference exactly as the site writes it
-                    references[key] = tooltip
+            if ident in entries:  # label and reference exactly as the bibliography shows them
+                cite_labels[key], references[key] = entries[ident]
         return Resolver(equations=equations, targets=targets, blocks=blocks,
                         citations=cite_labels, references=references,
                         docs=self.docs, macros=self.macros,
