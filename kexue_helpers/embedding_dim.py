@@ -20,7 +20,7 @@ where :math:`\\theta` is the angle between two independent uniformly random dire
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -45,6 +45,7 @@ __all__ = [
     "zipf_cooccurrence",
     "fit_lowrank_softmax",
     "LowRankFit",
+    "ZIPF_OFFSET",
 ]
 
 _PHI = (1.0 + math.sqrt(5.0)) / 2.0
@@ -58,6 +59,10 @@ KAPPA: float = math.log(_PHI) / 2.0
 LAPLACE_INTERCEPT: float = math.log(_PHI) - math.log(5.0) / 4.0 - 0.6 + 1.0 / math.sqrt(5.0)
 #: c = 2/kappa = 4/log(phi), the exact asymptotic constant in n > c log N.
 DIM_CONSTANT: float = 2.0 / KAPPA
+
+#: The offset q of the Zipf-Mandelbrot frequencies (i + q)**-exponent of
+#: :func:`zipf_cooccurrence`.
+ZIPF_OFFSET: float = 2.7
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(48)
 _PANELS = 16
@@ -273,19 +278,24 @@ def entropy_gap_laplace(n: int, *, order: int = 1) -> float:
     return -KAPPA * n + (LAPLACE_INTERCEPT if order == 1 else 0.0)
 
 
-def min_embedding_dim(n_words: int, *, method: str = "exact") -> int:
+def min_embedding_dim(n_words: int, *, method: str = "exact", reading: str = "joint") -> int:
     """Smallest embedding dimension the entropy criterion allows for a vocabulary of N words.
 
     Parameters
     ----------
     n_words : int
-        Vocabulary size N, at least 2.
+        Vocabulary size N (or sequence length L for attention), at least 2.
     method : {"exact", "asymptotic", "article"}, default "exact"
-        ``"exact"``: the smallest integer ``n >= 2`` with ``2 log N + h_n < 0``
+        ``"exact"``: the smallest integer ``n >= 2`` with ``k log N + h_n < 0``
         (eq. ``ed-eq-criterion``), ``h_n`` from :func:`entropy_gap` (which decreases in
         ``n``, so this is a threshold). ``"asymptotic"``: the smallest integer
-        ``n > c log N`` with the exact constant ``c = 4/log(phi)`` (:data:`DIM_CONSTANT`).
-        ``"article"``: the smallest integer ``n > 8.33 log N``, the article's rounded rule.
+        ``n > (k/2) c log N`` with the exact constant ``c = 4/log(phi)``
+        (:data:`DIM_CONSTANT`). ``"article"``: the smallest integer
+        ``n > (k/2) 8.33 log N``, the article's rounded rule.
+    reading : {"joint", "conditional"}, default "joint"
+        ``"joint"`` (the article's): the entropy of the joint law over ``N^2`` pairs,
+        ``k = 2``. ``"conditional"``: the entropy of one word's conditional law over ``N``
+        context words (a per-query softmax), ``k = 1``, which halves the dimension.
 
     Returns
     -------
@@ -294,7 +304,7 @@ def min_embedding_dim(n_words: int, *, method: str = "exact") -> int:
     Raises
     ------
     ValueError
-        If ``n_words < 2`` or ``method`` is unknown.
+        If ``n_words < 2`` or ``method`` or ``reading`` is unknown.
     TypeError
         If ``n_words`` is not an integer.
 
@@ -304,20 +314,24 @@ def min_embedding_dim(n_words: int, *, method: str = "exact") -> int:
     96
     >>> min_embedding_dim(100_000, method="asymptotic")
     96
+    >>> min_embedding_dim(100_000, reading="conditional")
+    48
     """
     n_words = check_int(n_words, "n_words", minimum=2)
     check_choice(method, "method", ("exact", "asymptotic", "article"))
+    check_choice(reading, "reading", ("joint", "conditional"))
+    k = 2.0 if reading == "joint" else 1.0
     log_n = math.log(n_words)
     if method == "asymptotic":
-        return math.floor(DIM_CONSTANT * log_n) + 1
+        return math.floor(k / 2 * DIM_CONSTANT * log_n) + 1
     if method == "article":
-        return math.floor(8.33 * log_n) + 1
+        return math.floor(k / 2 * 8.33 * log_n) + 1
 
     def violates(n: int) -> bool:  # criterion not yet met at dimension n
-        return 2.0 * log_n + entropy_gap(n) >= 0.0
+        return k * log_n + entropy_gap(n) >= 0.0
 
-    lo = 2  # 2 log N + h_2 > 0 for every N >= 2, so n = 2 never suffices
-    hi = max(3, math.ceil(DIM_CONSTANT * log_n))
+    lo = 2  # k log N + h_2 > 0 for every N >= 2, so n = 2 never suffices
+    hi = max(3, math.ceil(k / 2 * DIM_CONSTANT * log_n))
     while violates(hi):
         lo, hi = hi, 2 * hi
     while hi - lo > 1:  # invariant: violates(lo), not violates(hi)
@@ -454,7 +468,8 @@ def zipf_cooccurrence(n_words: int, *, partners: int = 4, exponent: float = 1.0,
                       smooth: float = 1e-3, seed: int | None = 0) -> np.ndarray:
     """A synthetic co-occurrence distribution over N words with Zipfian word frequencies.
 
-    Word ``i`` has frequency ``f_i`` proportional to ``(i + 2.7)**-exponent``
+    Word ``i`` has frequency ``f_i`` proportional to ``(i + q)**-exponent`` with
+    ``q =`` :data:`ZIPF_OFFSET` ``= 2.7``
     (Zipf-Mandelbrot). Each word draws ``partners`` distinct context words with probability
     proportional to their frequency; the pair set is symmetrised, and
 
@@ -500,7 +515,7 @@ def zipf_cooccurrence(n_words: int, *, partners: int = 4, exponent: float = 1.0,
     exponent = check_real(exponent, "exponent", low=0.0)
     smooth = check_real(smooth, "smooth", low=0.0)
     rng = np.random.default_rng(None if seed is None else check_int(seed, "seed", minimum=0))
-    f = (np.arange(n_words) + 2.7) ** -exponent
+    f = (np.arange(n_words) + ZIPF_OFFSET) ** -exponent
     f /= f.sum()
     adj = np.zeros((n_words, n_words))
     for i in range(n_words):
@@ -529,6 +544,11 @@ class LowRankFit:
         Entropy of the target in nats.
     probs : numpy.ndarray
         The fitted model distributions, indexed ``[rank, seed, i, j]``.
+    norm : str
+        ``"free"`` or ``"sphere"``: how the vector norms were treated.
+    kl_history : dict of int to numpy.ndarray
+        ``KL(target || model)`` after each requested checkpoint step, same layout as ``kl``
+        (empty if no checkpoints were requested).
     """
 
     ranks: tuple[int, ...]
@@ -536,23 +556,65 @@ class LowRankFit:
     kl: np.ndarray
     target_entropy: float
     probs: np.ndarray
+    norm: str = "free"
+    kl_history: dict = field(default_factory=dict)
 
     def best_kl(self) -> np.ndarray:
         """Smallest KL over seeds, one value per rank (shape ``(len(ranks),)``)."""
         return self.kl.min(axis=1)
 
+    def first_rank_below(self, threshold: float, *, step: int | None = None) -> int | None:
+        """Smallest fitted rank whose best KL (over seeds) is below ``threshold``.
+
+        Parameters
+        ----------
+        threshold : float
+            KL threshold in nats, positive.
+        step : int, optional
+            Use the KL recorded at this checkpoint instead of the final one.
+
+        Returns
+        -------
+        int or None
+            The rank, or ``None`` if no fitted rank reaches the threshold.
+
+        Raises
+        ------
+        ValueError
+            If ``threshold`` is not positive or ``step`` was not a checkpoint.
+        """
+        threshold = check_real(threshold, "threshold", low=0.0)
+        if step is None:
+            kl = self.kl
+        elif step in self.kl_history:
+            kl = self.kl_history[step]
+        else:
+            raise ValueError(f"step must be one of the checkpoints "
+                             f"{sorted(self.kl_history)}; got {step!r}")
+        best = kl.min(axis=1)
+        below = [r for r, k in zip(self.ranks, best) if k < threshold]
+        return min(below) if below else None
+
 
 def fit_lowrank_softmax(target: Any, ranks: Sequence[int], *, seeds: Sequence[int] = (0,),
                         steps: int = 300, lr: float = 0.05, init_scale: float = 0.1,
+                        norm: str = "free", checkpoints: Sequence[int] = (),
                         device: str | torch.device | None = None) -> LowRankFit:
     """Fit p(i, j) = exp(<u_i, v_j>)/Z of several ranks n to a target distribution.
 
     Minimises the cross-entropy ``-sum_ij T_ij log p_ij`` (equivalently
-    ``KL(T || p)``) over unconstrained ``u_i, v_j in R^n`` with full-batch Adam, for every
-    rank in ``ranks`` and every seed: the seeds of one rank are stacked in a batch
-    (independent fits, one batched matrix product per step). A seed gives the same initial
-    entries (the first ``n`` columns) whatever the device. This is the model of eq.
-    ``ed-eq-model``.
+    ``KL(T || p)``) over ``u_i, v_j in R^n`` with full-batch Adam, for every rank in
+    ``ranks`` and every seed: the seeds of one rank are stacked in a batch (independent
+    fits, one batched matrix product per step; Adam acts coordinate by coordinate, so
+    batching does not couple them). A seed gives the same initial entries (the first ``n``
+    columns) whatever the device. This is the model of eq. ``ed-eq-model``.
+
+    With ``norm="free"`` the vectors are unconstrained. With ``norm="sphere"`` every
+    ``u_i`` and ``v_j`` is kept on the sphere of radius ``sqrt(n)``, the assumption of the
+    derivation: the optimiser moves free vectors ``a_i`` and the model uses
+    ``sqrt(n) a_i / |a_i|``, so the logits lie in ``[-n, n]``. The free vectors start at
+    ``e_1 + init_scale * noise`` (all nearly parallel, so the fit starts near the uniform
+    law, as the free fit does from small vectors).
 
     Parameters
     ----------
@@ -569,8 +631,14 @@ def fit_lowrank_softmax(target: Any, ranks: Sequence[int], *, seeds: Sequence[in
     init_scale : float, default 0.1
         Standard deviation of the initial entries, positive (small: the fits start near the
         uniform distribution for every rank).
+    norm : {"free", "sphere"}, default "free"
+        Unconstrained vectors, or vectors of norm ``sqrt(n)``.
+    checkpoints : sequence of int, default ()
+        Steps (``1 <= step <= steps``) after which the KL is also recorded, in
+        ``LowRankFit.kl_history``; used to show how far the fit has converged.
     device : str or torch.device, optional
-        Default :func:`kexue_helpers.core.get_device`. The fit runs in float32.
+        Default :func:`kexue_helpers.core.get_device`. The fit runs in float32; the KL
+        is evaluated in float64.
 
     Returns
     -------
@@ -606,28 +674,38 @@ def fit_lowrank_softmax(target: Any, ranks: Sequence[int], *, seeds: Sequence[in
     steps = check_int(steps, "steps", minimum=1)
     lr = check_real(lr, "lr", low=0.0)
     init_scale = check_real(init_scale, "init_scale", low=0.0)
+    check_choice(norm, "norm", ("free", "sphere"))
+    checkpoints = tuple(sorted({check_int(c, "checkpoints[i]", minimum=1, maximum=steps)
+                                for c in checkpoints}))
 
     n_words = t.shape[0]
     target32 = t.to(device=dev, dtype=torch.float32).reshape(1, -1)
     # these matrices are small: one thread is as fast, and it does not stall when other
     # processes hold the other cores
-    with cpu_threads(1, device=dev):
-        log_q = _fit_ranks(target32, ranks, seeds, n_words, steps, lr, init_scale, dev)
     tt = t.reshape(1, -1)
     pos = tt > 0
     target_entropy = float(-(tt[pos] * tt[pos].log()).sum())
-    cross = -(torch.where(pos, tt * log_q, torch.zeros_like(log_q))).sum(dim=1)
-    kl = (cross.numpy() - target_entropy).reshape(len(ranks), len(seeds))
+
+    def kl_of(log_q: torch.Tensor) -> np.ndarray:
+        cross = -(torch.where(pos, tt * log_q, torch.zeros_like(log_q))).sum(dim=1)
+        return (cross.numpy() - target_entropy).reshape(len(ranks), len(seeds))
+
+    with cpu_threads(1, device=dev):
+        log_q, history = _fit_ranks(target32, ranks, seeds, n_words, steps, lr, init_scale,
+                                    norm == "sphere", checkpoints, dev)
     probs = log_q.exp().numpy().reshape(len(ranks), len(seeds), n_words, n_words)
-    return LowRankFit(ranks=ranks, seeds=seeds, kl=kl, target_entropy=target_entropy,
-                      probs=probs)
+    return LowRankFit(ranks=ranks, seeds=seeds, kl=kl_of(log_q), target_entropy=target_entropy,
+                      probs=probs, norm=norm,
+                      kl_history={c: kl_of(torch.cat(h)) for c, h in history.items()})
 
 
 def _fit_ranks(target32: torch.Tensor, ranks: tuple[int, ...], seeds: tuple[int, ...],
-               n_words: int, steps: int, lr: float, init_scale: float,
-               dev: torch.device) -> torch.Tensor:
+               n_words: int, steps: int, lr: float, init_scale: float, sphere: bool,
+               checkpoints: tuple[int, ...], dev: torch.device
+               ) -> tuple[torch.Tensor, dict[int, list[torch.Tensor]]]:
     """The Adam loop of :func:`fit_lowrank_softmax`; returns log q, shape (R*S, N*N)."""
     log_q_all = []
+    history: dict[int, list[torch.Tensor]] = {c: [] for c in checkpoints}
     for r in ranks:  # one batched fit per rank, the seeds stacked in the batch
         u0 = torch.empty(len(seeds), n_words, r)
         v0 = torch.empty(len(seeds), n_words, r)
@@ -635,15 +713,28 @@ def _fit_ranks(target32: torch.Tensor, ranks: tuple[int, ...], seeds: tuple[int,
             gen = make_generator(s)
             u0[b] = init_scale * torch.randn(n_words, r, generator=gen)
             v0[b] = init_scale * torch.randn(n_words, r, generator=gen)
+        if sphere:  # start near the uniform law: all vectors close to one direction
+            u0[:, :, 0] += 1.0
+            v0[:, :, 0] += 1.0
         u, v = u0.to(dev).requires_grad_(), v0.to(dev).requires_grad_()
+        radius = math.sqrt(r)
+
+        def logits_of(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            if sphere:
+                u = radius * u / u.norm(dim=2, keepdim=True)
+                v = radius * v / v.norm(dim=2, keepdim=True)
+            return torch.bmm(u, v.transpose(1, 2)).reshape(len(seeds), -1)
+
         opt = torch.optim.Adam([u, v], lr=lr)
-        for _ in range(steps):
-            logits = torch.bmm(u, v.transpose(1, 2)).reshape(len(seeds), -1)
-            loss = -(target32 * torch.log_softmax(logits, dim=1)).sum()
+        for step in range(1, steps + 1):
+            loss = -(target32 * torch.log_softmax(logits_of(u, v), dim=1)).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if step in history:
+                with torch.no_grad():
+                    history[step].append(
+                        torch.log_softmax(logits_of(u, v).double(), dim=1).cpu())
         with torch.no_grad():
-            logits = torch.bmm(u, v.transpose(1, 2)).reshape(len(seeds), -1)
-            log_q_all.append(torch.log_softmax(logits.double(), dim=1).cpu())
-    return torch.cat(log_q_all)
+            log_q_all.append(torch.log_softmax(logits_of(u, v).double(), dim=1).cpu())
+    return torch.cat(log_q_all), history

@@ -15,6 +15,10 @@ outputs keeps the forward second moment with variance ``1/fan_in`` and the backw
 ``"quadratic"``
     (fan_in**2 + fan_out**2) / (fan_in + fan_out), the least-squares compromise.
 
+Two one-sided controls complete :data:`RULES`: ``"fan_in"`` (LeCun's rule, He's with the
+ReLU gain) and ``"fan_out"`` (its mirror image, the rule of Su's 2020 article in the
+``y = x W`` convention used here).
+
 Weights follow torch's layout ``[out, in, *kernel]`` and its fan rule, so
 ``rectangular_normal_(w, mean="arithmetic")`` draws exactly what
 ``torch.nn.init.xavier_normal_(w)`` draws, bit for bit with the same generator.
@@ -33,6 +37,7 @@ from .core import check_choice, check_int, check_real, get_device, make_generato
 
 __all__ = [
     "MEANS",
+    "RULES",
     "ACTIVATIONS",
     "fan_in_and_fan_out",
     "fan_average",
@@ -46,6 +51,9 @@ __all__ = [
 
 #: The three averages of fan-in and fan-out, in increasing order of the averaged fan.
 MEANS: tuple[str, ...] = ("geometric", "arithmetic", "quadratic")
+#: Every rule :func:`fan_average` knows: the three averages and the one-sided fans
+#: (``"fan_in"``: LeCun / He; ``"fan_out"``: its mirror image).
+RULES: tuple[str, ...] = MEANS + ("fan_in", "fan_out")
 #: Activations understood by :func:`signal_propagation`.
 ACTIVATIONS: tuple[str, ...] = ("linear", "tanh", "relu")
 _DIRECTIONS = ("forward", "backward")
@@ -109,13 +117,13 @@ def fan_average(fan_in: int, fan_out: int, mean: str = "arithmetic") -> float:
         Number of inputs m (times the receptive field for convolutions), at least 1.
     fan_out : int
         Number of outputs n, at least 1.
-    mean : {"arithmetic", "geometric", "quadratic"}, default "arithmetic"
+    mean : {"arithmetic", "geometric", "quadratic", "fan_in", "fan_out"}, default "arithmetic"
         ``"arithmetic"``: (m + n) / 2 (Xavier, eq. ``ri-eq-arith``);
         ``"geometric"``: sqrt(m n) (eq. ``ri-eq-geo``);
         ``"quadratic"``: (m^2 + n^2) / (m + n) (eq. ``ri-eq-quad``), the variance that
         minimises (m s^2 - 1)^2 + (n s^2 - 1)^2. The three satisfy
         quadratic >= arithmetic >= geometric, with equality when m = n
-        (theorem ``ri-thm-order``).
+        (theorem ``ri-thm-order``). ``"fan_in"``: m (LeCun, He); ``"fan_out"``: n.
 
     Returns
     -------
@@ -132,10 +140,16 @@ def fan_average(fan_in: int, fan_out: int, mean: str = "arithmetic") -> float:
     --------
     >>> fan_average(256, 16), fan_average(256, 16, "geometric"), fan_average(256, 16, "quadratic")
     (136.0, 64.0, 241.88235294117646)
+    >>> fan_average(256, 16, "fan_in"), fan_average(256, 16, "fan_out")
+    (256.0, 16.0)
     """
     fan_in = check_int(fan_in, "fan_in", minimum=1)
     fan_out = check_int(fan_out, "fan_out", minimum=1)
-    check_choice(mean, "mean", MEANS)
+    check_choice(mean, "mean", RULES)
+    if mean == "fan_in":
+        return float(fan_in)
+    if mean == "fan_out":
+        return float(fan_out)
     if mean == "arithmetic":
         return (fan_in + fan_out) / 2
     if mean == "geometric":
@@ -154,8 +168,8 @@ def rectangular_std(fan_in: int, fan_out: int, mean: str = "arithmetic",
     ----------
     fan_in, fan_out : int
         The fans, at least 1.
-    mean : {"arithmetic", "geometric", "quadratic"}, default "arithmetic"
-        See :func:`fan_average`.
+    mean : str, default "arithmetic"
+        One of :data:`RULES`; see :func:`fan_average`.
     gain : float, default 1.0
         Positive factor: 1 for linear layers, sqrt(2) for ReLU (He et al.), 5/3 for tanh
         (``torch.nn.init.calculate_gain``).
@@ -199,8 +213,8 @@ def rectangular_normal_(tensor: torch.Tensor, mean: str = "arithmetic", gain: fl
     ----------
     tensor : torch.Tensor
         Floating tensor with at least 2 dimensions; overwritten.
-    mean : {"arithmetic", "geometric", "quadratic"}, default "arithmetic"
-        Which average of the fans sets the variance (eqs. ``ri-eq-arith``, ``ri-eq-geo``,
+    mean : str, default "arithmetic"
+        One of :data:`RULES`: which average of the fans sets the variance (eqs. ``ri-eq-arith``, ``ri-eq-geo``,
         ``ri-eq-quad``).
     gain : float, default 1.0
         Positive factor on the standard deviation.
@@ -247,8 +261,8 @@ def rectangular_uniform_(tensor: torch.Tensor, mean: str = "arithmetic", gain: f
     ----------
     tensor : torch.Tensor
         Floating tensor with at least 2 dimensions; overwritten.
-    mean : {"arithmetic", "geometric", "quadratic"}, default "arithmetic"
-        See :func:`fan_average`.
+    mean : str, default "arithmetic"
+        One of :data:`RULES`; see :func:`fan_average`.
     gain : float, default 1.0
         Positive factor on the standard deviation.
     generator : torch.Generator, optional
@@ -309,8 +323,8 @@ def predicted_second_moments(widths: Sequence[int], mean: str = "arithmetic",
     ----------
     widths : sequence of int
         d_0, d_1, ..., d_L, at least two widths, each at least 1.
-    mean : {"arithmetic", "geometric", "quadratic"}, default "arithmetic"
-        The average that sets each layer's variance.
+    mean : str, default "arithmetic"
+        One of :data:`RULES`: the average that sets each layer's variance.
     direction : {"forward", "backward"}, default "forward"
         ``"forward"``: E[z_l^2] / E[z_0^2] for l = 0..L (starts at 1);
         ``"backward"``: E[g_l^2] / E[g_L^2], the gradient with respect to the layer inputs
@@ -336,7 +350,7 @@ def predicted_second_moments(widths: Sequence[int], mean: str = "arithmetic",
     array([1., 4., 1.])
     """
     d = _check_widths(widths)
-    check_choice(mean, "mean", MEANS)
+    check_choice(mean, "mean", RULES)
     check_choice(direction, "direction", _DIRECTIONS)
     factors = [(d[i] if direction == "forward" else d[i + 1]) / fan_average(d[i], d[i + 1], mean)
                for i in range(len(d) - 1)]
@@ -383,8 +397,8 @@ def signal_propagation(widths: Sequence[int], mean: str = "arithmetic",
     ----------
     widths : sequence of int
         d_0, ..., d_L.
-    mean : {"arithmetic", "geometric", "quadratic"}, default "arithmetic"
-        The average of the fans (see :func:`fan_average`).
+    mean : str, default "arithmetic"
+        One of :data:`RULES`: the average of the fans (see :func:`fan_average`).
     activation : {"linear", "tanh", "relu"}, default "linear"
         phi.
     gain : float, optional
@@ -417,7 +431,7 @@ def signal_propagation(widths: Sequence[int], mean: str = "arithmetic",
     ((2, 3), (2, 3))
     """
     d = _check_widths(widths)
-    check_choice(mean, "mean", MEANS)
+    check_choice(mean, "mean", RULES)
     check_choice(activation, "activation", ACTIVATIONS)
     gain = (torch.nn.init.calculate_gain(activation) if gain is None
             else check_real(gain, "gain", low=0.0))

@@ -338,8 +338,85 @@ def test_fit_lowrank_softmax_is_deterministic():
     (np.eye(2) / 2, dict(steps=0), ValueError, r"steps must be an integer >= 1"),
     (np.eye(2) / 2, dict(lr=-0.1), ValueError, r"lr must lie in"),
     (np.ones(4) / 4, {}, ValueError, r"target must have 2 dimension"),
+    (np.eye(2) / 2, dict(norm="unit"), ValueError, r"norm must be one of"),
+    (np.eye(2) / 2, dict(steps=10, checkpoints=[11]), ValueError,
+     r"checkpoints\[i\] must be an integer"),
 ])
 def test_fit_lowrank_softmax_rejects_bad_input(target, kwargs, exc, pattern):
     kwargs = {"ranks": [2], **kwargs}
     with pytest.raises(exc, match=pattern):
         ed.fit_lowrank_softmax(target, device="cpu", **kwargs)
+
+
+def test_fit_lowrank_softmax_sphere_keeps_the_logits_in_range_and_matches_scipy():
+    """norm="sphere": |<u_i, v_j>| <= n, so log-odds between pairs are at most 2n."""
+    target = ed.zipf_cooccurrence(30, seed=2)
+    fit = ed.fit_lowrank_softmax(target, [1, 2, 8], steps=300, norm="sphere", device="cpu")
+    assert fit.norm == "sphere"
+    for k, r in enumerate(fit.ranks):
+        log_q = np.log(fit.probs[k, 0])
+        assert log_q.max() - log_q.min() <= 2 * r + 1e-6
+        assert abs(fit.kl[k, 0] - stats.entropy(target.ravel(), fit.probs[k, 0].ravel())) < 1e-8
+    # rank 1 on the sphere: u_i, v_j = +-1, so the model has at most two probability levels
+    assert len(np.unique(np.round(fit.probs[0, 0], 10))) <= 2
+    assert fit.kl[2, 0] < fit.kl[0, 0]
+
+
+def test_fit_lowrank_softmax_checkpoints_record_the_kl_along_the_way():
+    target = ed.zipf_cooccurrence(25, seed=3)
+    fit = ed.fit_lowrank_softmax(target, [2, 6], steps=120, checkpoints=(40, 120, 40),
+                                 device="cpu")
+    assert sorted(fit.kl_history) == [40, 120]
+    np.testing.assert_allclose(fit.kl_history[120], fit.kl, rtol=0, atol=1e-12)
+    # a shorter run reproduces the checkpoint (the fit is deterministic)
+    short = ed.fit_lowrank_softmax(target, [2, 6], steps=40, device="cpu")
+    np.testing.assert_allclose(fit.kl_history[40], short.kl, rtol=0, atol=1e-12)
+    assert np.all(fit.kl <= fit.kl_history[40] + 1e-9)
+    assert ed.fit_lowrank_softmax(target, [2], steps=5, device="cpu").kl_history == {}
+
+
+def test_first_rank_below_reads_the_best_kl_over_seeds():
+    kl = np.array([[0.5, 0.4], [0.05, 0.2], [0.01, 0.002]])
+    fit = ed.LowRankFit(ranks=(2, 4, 8), seeds=(0, 1), kl=kl, target_entropy=1.0,
+                        probs=np.zeros((3, 2, 1, 1)), kl_history={10: kl + 0.1})
+    assert fit.first_rank_below(0.1) == 4
+    assert fit.first_rank_below(0.005) == 8
+    assert fit.first_rank_below(0.001) is None
+    assert fit.first_rank_below(0.12, step=10) == 8
+    with pytest.raises(ValueError, match=r"step must be one of the checkpoints \[10\]; got 3"):
+        fit.first_rank_below(0.1, step=3)
+    with pytest.raises(ValueError, match=r"threshold must lie in"):
+        fit.first_rank_below(-1.0)
+
+
+@pytest.mark.parametrize("n_words", [2, 3, 10, 512, 10**5, 5 * 10**6])
+def test_min_embedding_dim_conditional_reading(n_words):
+    """reading="conditional": the first n with log N + h_n < 0, about half the joint one."""
+    n = ed.min_embedding_dim(n_words, reading="conditional")
+    assert math.log(n_words) + ed.entropy_gap(n) < 0
+    if n > 2:
+        assert math.log(n_words) + ed.entropy_gap(n - 1) >= 0
+    brute = next(m for m in range(2, 10_000) if math.log(n_words) + ed.entropy_gap(m) < 0)
+    assert n == brute
+    asym = ed.min_embedding_dim(n_words, method="asymptotic", reading="conditional")
+    assert asym == math.floor(ed.DIM_CONSTANT / 2 * math.log(n_words)) + 1
+    art = ed.min_embedding_dim(n_words, method="article", reading="conditional")
+    assert art == math.floor(8.33 / 2 * math.log(n_words)) + 1
+
+
+def test_min_embedding_dim_conditional_known_values_and_bad_reading():
+    assert ed.min_embedding_dim(512, reading="conditional") == 26
+    assert ed.min_embedding_dim(100_000, reading="conditional") == 48
+    with pytest.raises(ValueError, match=r"reading must be one of"):
+        ed.min_embedding_dim(100, reading="marginal")
+
+
+def test_zipf_offset_constant_is_used():
+    p = ed.zipf_cooccurrence(40, partners=1, smooth=1e-3, seed=0)
+    f = (np.arange(40) + ed.ZIPF_OFFSET) ** -1.0
+    f /= f.sum()
+    # every row sum is f_i times (sum_j f_j (A_ij + smooth)), at least f_i * smooth
+    row = p.sum(1)
+    assert np.all(row / f > 0) and ed.ZIPF_OFFSET == 2.7
+    ratio = row / f
+    assert ratio.max() / ratio.min() < 1 / 1e-3

@@ -56,11 +56,35 @@ def test_quadratic_mean_minimises_the_least_squares_mismatch():
     (dict(fan_in=4, fan_out=-2), ValueError, r"fan_out must be an integer >= 1; got -2"),
     (dict(fan_in=4.0, fan_out=2), TypeError, r"fan_in must be an integer"),
     (dict(fan_in=4, fan_out=2, mean="harmonic"), ValueError,
-     r"mean must be one of 'geometric', 'arithmetic', 'quadratic'; got 'harmonic'"),
+     r"mean must be one of 'geometric', 'arithmetic', 'quadratic', 'fan_in', 'fan_out'; "
+     r"got 'harmonic'"),
 ])
 def test_fan_average_rejects_bad_input(kwargs, exc, pattern):
     with pytest.raises(exc, match=pattern):
         ri.fan_average(**kwargs)
+
+
+def test_one_sided_rules_are_the_fans():
+    assert ri.RULES[:3] == ri.MEANS and set(ri.RULES[3:]) == {"fan_in", "fan_out"}
+    for m, n in [(256, 16), (16, 256), (7, 7), (1, 300)]:
+        assert ri.fan_average(m, n, "fan_in") == float(m)
+        assert ri.fan_average(m, n, "fan_out") == float(n)
+        assert ri.rectangular_std(m, n, "fan_in", 2.0) == pytest.approx(2 / math.sqrt(m))
+        # every average lies between the two one-sided fans
+        for mean in ri.MEANS:
+            assert min(m, n) <= ri.fan_average(m, n, mean) <= max(m, n)
+
+
+@pytest.mark.parametrize("shape", [(16, 256), (256, 16), (8, 3, 5, 5)])
+@pytest.mark.parametrize("rule, torch_mode", [("fan_in", "fan_in"), ("fan_out", "fan_out")])
+def test_one_sided_rules_agree_with_torchs_kaiming_normal(shape, rule, torch_mode):
+    # kaiming_normal_ with nonlinearity="linear" draws N(0, 1 / fan) with torch's fan rule
+    ours = ri.rectangular_normal_(torch.empty(shape), rule,
+                                  generator=torch.Generator().manual_seed(3))
+    theirs = torch.nn.init.kaiming_normal_(torch.empty(shape), mode=torch_mode,
+                                           nonlinearity="linear",
+                                           generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(ours, theirs, rtol=1e-6, atol=0)
 
 
 # ---------------------------------------------------------------- agreement with torch
@@ -192,7 +216,20 @@ def test_predicted_second_moments_closed_forms():
     assert np.allclose(ri.predicted_second_moments([7] * 6, "quadratic"), 1.0)
 
 
-@pytest.mark.parametrize("mean", ri.MEANS)
+def test_predicted_second_moments_of_the_one_sided_rules():
+    d = [5, 70, 3, 12, 400, 9]
+    fan_in_fwd = ri.predicted_second_moments(d, "fan_in")
+    fan_in_bwd = ri.predicted_second_moments(d, "fan_in", "backward")
+    assert np.allclose(fan_in_fwd, 1.0, rtol=1e-12)
+    # backward factors d_{l+1} / d_l telescope: r_l / r_L = d_L / d_l
+    assert np.allclose(fan_in_bwd, [d[-1] / w for w in d], rtol=1e-12)
+    fan_out_fwd = ri.predicted_second_moments(d, "fan_out")
+    # the fan-out rule keeps the length d_l q_l
+    assert np.allclose(np.array(d) * fan_out_fwd, d[0], rtol=1e-12)
+    assert np.allclose(ri.predicted_second_moments(d, "fan_out", "backward"), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("mean", ri.RULES)
 def test_linear_propagation_matches_the_prediction(mean):
     widths = [64, 16, 64, 16, 64]
     p = ri.signal_propagation(widths, mean, "linear", batch=32, n_seeds=200, device="cpu")
