@@ -50,7 +50,7 @@ def load() -> str:
 
 def ci_commands(ci: str) -> dict[str, str]:
     """The commands of .ci/run, by phase."""
-    lines = ci.splitlines()
+    lines = re.sub(r"\\\n\s*", "", ci).splitlines()       # join continued lines
     test = next(l for l in lines if "pytest --nbval" in l and "pip install" in l)
     install, tests = test.split(" && python -m pytest", 1)
     build = next(l for l in lines if "jupyter-book build" in l and not l.startswith("#"))
