@@ -24,7 +24,12 @@ How it works (see ``kexue_helpers/widgets.py`` for the chapter side):
    fetches the other frames when the reader first points at or focuses the widget, and
    swaps them when a control moves. Pages without widgets load none of it.
 
-4. Time: each widget's drawing time (CPU seconds, from the output's metadata) is logged,
+4. Live Code: sphinx-thebe asks for Thebe from unpkg.com; pages get the copy vendored in
+   ``static/vendor/thebe/`` instead (the ``THEBE_JS_URL`` of its inline configuration is
+   rewritten per page), and ``_static/widgets/livecode.js``, which checks that the Binder
+   server answers before starting and otherwise says that Live Code needs a connection.
+
+5. Time: each widget's drawing time (CPU seconds, from the output's metadata) is logged,
    and a warning (an error in the strict build) names any chapter whose widgets together
    take more than ``kexue_widgets_max_seconds`` (30) CPU seconds. Keys must be unique in
    the book (a warning names duplicates).
@@ -36,6 +41,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -45,12 +51,18 @@ from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.osutil import relative_uri
 
+try:  # Sphinx >= 7.1
+    from sphinx.builders.html._assets import _JavaScript
+except ImportError:  # pragma: no cover
+    _JavaScript = None
+
 logger = logging.getLogger(__name__)
 
 MIME_TYPE = "application/vnd.kexue.explorable+json"
 MODE_ENV = "KEXUE_WIDGETS"
 OUT_DIR = "_widgets"          # in the built site
 EXEC_DIR = "explorable"       # under myst-nb's output folder (_build/jupyter_execute)
+THEBE_JS = "_static/vendor/thebe/index.js"  # written by scripts/vendor_assets.py
 HTML_BUILDERS = ("html", "dirhtml", "singlehtml", "readthedocs", "readthedocsdirhtml")
 
 
@@ -83,6 +95,10 @@ class ExplorableRenderer:
             return []
         from myst_nb.core.render import create_figure_context
 
+        if (data.cell_metadata.get("mystnb") or {}).get("figure"):
+            renderer.logger.warning("an explorable widget makes its own numbered figure "
+                                    "(caption and key): remove the cell's mystnb figure "
+                                    "metadata", subtype="explorable", line=data.line)
         payload = data.content
         if isinstance(payload, (str, bytes)):
             payload = json.loads(payload)
@@ -151,7 +167,8 @@ def visit_player_html(self, node: explorable_player) -> None:
     body = json.dumps(spec, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
     alt = self.attval(node["alt"])
     self.body.append(
-        f'<div class="kexue-explorable" data-key="{self.attval(node["key"])}">'
+        f'<div class="kexue-explorable" data-key="{self.attval(node["key"])}" '
+        f'style="max-width: {int(node["width"])}px">'
         f'<div class="kexue-explorable-controls"></div>'
         f'<img class="kexue-explorable-frame" src="{frames[node["default"]]}" alt="{alt}" '
         f'width="{node["width"]}" height="{node["height"]}" decoding="async">'
@@ -169,9 +186,24 @@ def visit_player_other(self, node: explorable_player) -> None:
 
 def add_assets(app: Sphinx, pagename: str, templatename: str, context: dict,
                doctree) -> None:
+    """The player on pages with widgets; Thebe from this site, with an offline message."""
     if doctree is not None and any(True for _ in doctree.findall(explorable_player)):
         app.add_js_file("widgets/explorable.js", defer="defer")
         app.add_css_file("widgets/explorable.css")
+    scripts = context.get("script_files") or []
+    local = context["pathto"](THEBE_JS, 1)
+    has_thebe = False
+    for k, script in enumerate(scripts):
+        body = (getattr(script, "attributes", None) or {}).get("body", "")
+        if "THEBE_JS_URL" in body and _JavaScript is not None:
+            has_thebe = True
+            new = re.sub(r'const THEBE_JS_URL = "[^"]*"',
+                         f"const THEBE_JS_URL = {json.dumps(local)}", body)
+            attrs = {k2: v for k2, v in script.attributes.items() if k2 != "body"}
+            scripts[k] = _JavaScript("", priority=script.priority, body=new, **attrs)
+    if has_thebe:
+        app.add_js_file("widgets/livecode.js", defer="defer")
+        app.add_css_file("widgets/livecode.css")
 
 
 # --------------------------------------------------------------------------- environment

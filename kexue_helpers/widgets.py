@@ -70,8 +70,9 @@ MIME_TYPE = "application/vnd.kexue.explorable+json"
 MODE_ENV = "KEXUE_WIDGETS"
 #: The most frames (combinations of control values) a widget may have.
 MAX_FRAMES = 64
-#: CSS pixels per inch of figure size: a 6.4 in wide figure is shown 640 px wide.
-DISPLAY_DPI = 100
+#: CSS pixels per inch of figure size (CSS's own inch, as ``kexue_helpers.plotting`` draws
+#: the book's figures): a 6.4 in wide figure is shown 614 px wide.
+DISPLAY_DPI = 96
 #: Frames are drawn at this multiple of the display resolution (sharp on HiDPI screens).
 FRAME_SCALE = 2
 #: The widest figure that fits the text column, in inches.
@@ -196,7 +197,7 @@ class Control:
         self.labels = labels
 
     def index(self, value: Any) -> int:
-        """Position of ``value`` in :attr:`values` (``ValueError`` naming it if absent)."""
+        """Position of ``value`` among the control's values (``ValueError`` if absent)."""
         for i, v in enumerate(self.values):
             if v == value and isinstance(v, str) == isinstance(value, str):
                 return i
@@ -214,21 +215,33 @@ class Control:
                 f"label={self.label!r})")
 
 
+def _raw_size(n_bytes: int, figsize: tuple[float, float]) -> tuple[int, int]:
+    """Width and height of matplotlib's raw RGBA output (it truncates fractional pixels)."""
+    dpi = DISPLAY_DPI * FRAME_SCALE
+    w0, h0 = figsize[0] * dpi, figsize[1] * dpi
+    for w in (int(w0), int(w0) + 1, int(w0) - 1, round(w0)):
+        if w > 0 and n_bytes % (4 * w) == 0 and abs(n_bytes // (4 * w) - h0) < 2:
+            return w, n_bytes // (4 * w)
+    raise RuntimeError(f"cannot infer the frame's size from {n_bytes} bytes at {figsize}")
+
+
 def _render_png(draw: Callable[..., Any], params: dict[str, Any],
                 figsize: tuple[float, float]) -> bytes:
     """Draw one frame on a fresh figure and encode it as a quantised PNG (deterministic)."""
     from matplotlib.figure import Figure
     from PIL import Image
 
-    fig = Figure(figsize=figsize, dpi=DISPLAY_DPI, layout="constrained")
-    draw(fig, **params)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DISPLAY_DPI * FRAME_SCALE,
-                metadata={"Software": None})
-    buf.seek(0)
-    with Image.open(buf) as im:
-        im.load()
-        rgba = im.convert("RGBA")
+    import matplotlib as mpl
+
+    # every frame exactly figsize (never cropped to its contents: frames must not jump)
+    with mpl.rc_context({"savefig.bbox": "standard", "savefig.transparent": False}):
+        fig = Figure(figsize=figsize, dpi=DISPLAY_DPI, layout="constrained")
+        draw(fig, **params)
+        buf = io.BytesIO()
+        # raw RGBA pixels: no PNG written by matplotlib only to be decoded again
+        fig.savefig(buf, format="rgba", dpi=DISPLAY_DPI * FRAME_SCALE)
+    data = buf.getvalue()
+    rgba = Image.frombuffer("RGBA", _raw_size(len(data), figsize), data, "raw", "RGBA", 0, 1)
     opaque = rgba.getextrema()[3][0] == 255
     # fast octree: ~20 ms a frame (median cut: ~15x slower for a barely smaller file)
     pal = (rgba.convert("RGB") if opaque else rgba).quantize(
@@ -286,9 +299,11 @@ class Explorable:
             raise ValueError(f"explorable: key must be '<chapter-short>-<what>' (lower-case "
                              f"letters, digits and hyphens, at least one hyphen, unique in "
                              f"the book); got {key!r}")
-        for arg, text in (("caption", caption), ("alt", alt)):
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"explorable: {arg} must be a non-empty str; got {text!r}")
+        for arg, text, what in (("caption", caption, "what the reader should see"),
+                                ("alt", alt, "a description of the default figure")):
+            if not isinstance(text, str) or len(text.split()) < 4:
+                raise ValueError(f"explorable: {arg} must be a sentence of at least four "
+                                 f"words ({what}); got {text!r}")
         try:
             w, h = (float(_plain(x)) for x in figsize)
         except (TypeError, ValueError):
@@ -326,7 +341,7 @@ class Explorable:
     # ----------------------------------------------------------------- the grid
     @property
     def default_setting(self) -> dict[str, Any]:
-        """The setting shown first: each control at its default."""
+        """Each control's name mapped to its default value (the setting shown first)."""
         return {c.name: c.default for c in self.controls}
 
     def settings(self) -> list[dict[str, Any]]:
@@ -356,7 +371,7 @@ class Explorable:
 
     @property
     def css_size(self) -> tuple[int, int]:
-        """Width and height (CSS pixels) the figure is shown at."""
+        """Width and height in CSS pixels at which the figure is shown."""
         return (round(self.figsize[0] * DISPLAY_DPI), round(self.figsize[1] * DISPLAY_DPI))
 
     def check_setting(self) -> dict[str, Any]:
@@ -489,7 +504,7 @@ def explorable(draw: Callable[..., Any], controls: Sequence[Control], *, key: st
     alt : str
         Alt text: a description of the default figure for a reader who cannot see it.
     figsize : (float, float), default (6.4, 3.2)
-        Size in inches; shown at 100 CSS px per inch, so at most 6.8 in wide.
+        Size in inches; shown at 96 CSS px per inch, so at most 6.8 in wide (the column).
 
     Returns
     -------
@@ -500,7 +515,7 @@ def explorable(draw: Callable[..., Any], controls: Sequence[Control], *, key: st
     ------
     TypeError, ValueError
         Naming the argument, its value and what was expected: a grid over 64 frames, a key
-        that is not ``<chapter>-<what>``, an empty caption or alt, a figure wider than the
+        that is not ``<chapter>-<what>``, a caption or alt under four words, a figure wider than the
         column, a ``draw`` that does not take the controls' names.
     """
     from IPython.display import display

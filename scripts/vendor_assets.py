@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Vendor the browser assets the book needs, so the site works with no CDN.
 
-The built site renders its mathematics with MathJax 3 and its widgets with
-``@jupyter-widgets/html-manager`` (loaded through RequireJS). By default Sphinx and
-myst-nb load both from public CDNs; this script downloads pinned releases from the npm
-registry (``npm pack``, which checks each tarball against the registry's integrity hash)
-and copies only the files a page can ask for into ``static/vendor/`` (published as
-``_build/html/_static/vendor/``), each package with its licence. ``_config.yml`` points
-``mathjax_path`` and ``nb_ipywidgets_js`` at them. (The folder is ``static/``, not
-``_static/``: Jupyter Book adds every ``.js`` file under a root ``_static/`` to every page.)
+The built site renders its mathematics with MathJax 3, and its "Live Code" button runs
+the page's cells with Thebe. By default Sphinx and sphinx-thebe load both from public CDNs;
+this script downloads pinned releases from the npm registry (``npm pack``, which checks
+each tarball against the registry's integrity hash) and copies only the files a page can
+ask for into ``static/vendor/`` (published as ``_build/html/_static/vendor/``), each package
+with its licence. ``_config.yml`` points ``mathjax_path`` at MathJax; ``_ext/widgets.py``
+points sphinx-thebe at the vendored Thebe. (The folder is ``static/``, not ``_static/``:
+Jupyter Book adds every ``.js`` file under a root ``_static/`` to every page.) The widgets
+need nothing vendored: ``kexue_helpers.widgets`` draws their frames at build time and
+``static/widgets/explorable.js`` (ours) plays them.
 
 Run it from anywhere (it needs ``npm``); it rewrites ``static/vendor/`` from scratch and
 writes ``static/vendor/MANIFEST.txt`` (file, size, sha256), so a re-run that changes
@@ -22,9 +24,10 @@ What is kept, and why:
   extensions it autoloads on demand (``\\boldsymbol``, ``\\cancel``, ...), the CHTML woff
   fonts, and the menu component. Left out: the SVG output, the speech-rule engine and the
   accessibility explorer (opt-in from MathJax's menu; about 5 MB).
-- html-manager: ``embed-amd.js`` and the Font Awesome woff2 fonts its CSS refers to
-  (Chromium, Firefox and Safari all take woff2, so the eot/svg/ttf/woff copies are left out).
-- RequireJS: ``require.js``.
+- Thebe: ``lib/index.js``, the chunks it loads on demand (``lib/<n>.index.js``) and
+  ``lib/thebe.css``, without source maps (about 3.3 MB, loaded only when a reader clicks
+  Live Code). The registry serves Thebe 0.9, whose ``window.thebelab`` keeps the
+  ``bootstrap``/``on`` calls sphinx-thebe 0.3 makes (it asks for 0.8.2 from unpkg).
 """
 
 from __future__ import annotations
@@ -41,36 +44,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DEST = ROOT / "static" / "vendor"
 
 MATHJAX = "mathjax@3.2.2"
-HTML_MANAGER = "@jupyter-widgets/html-manager@1.0.15"  # the release for ipywidgets 8.1
-REQUIREJS = "requirejs@2.3.8"
-FONTAWESOME = "@fortawesome/fontawesome-free@5.15.4"  # only for its licence (fonts in html-manager)
+THEBE = "thebe@0.9.3"
 
-REQUIREJS_LICENSE = """\
-MIT License
-
-Copyright jQuery Foundation and other contributors, https://jquery.org/
-
-Permission is hereby granted, free of charge, to any person obtaining a copy of this
-software and associated documentation files (the "Software"), to deal in the Software
-without restriction, including without limitation the rights to use, copy, modify, merge,
-publish, distribute, sublicense, and/or sell copies of the Software, and to permit persons
-to whom the Software is furnished to do so, subject to the following conditions:
-
-The above copyright notice and this permission notice shall be included in all copies or
-substantial portions of the Software.
-
-THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED,
-INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR
-PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE
-FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR
-OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER
-DEALINGS IN THE SOFTWARE.
-"""
-
-IPYWIDGETS_LICENSE = """\
+# The thebe tarball ships no LICENSE file; its package.json says "license": "BSD-3-Clause",
+# "author": "Executable Books Project". This is the standard BSD-3-Clause text for it.
+THEBE_LICENSE = """\
 BSD 3-Clause License
 
-Copyright (c) 2015 Project Jupyter Contributors
+Copyright (c) the Executable Books Project and the Thebe contributors
 All rights reserved.
 
 Redistribution and use in source and binary forms, with or without modification, are
@@ -121,9 +102,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         mathjax = npm_pack(MATHJAX, work)
-        manager = npm_pack(HTML_MANAGER, work)
-        requirejs = npm_pack(REQUIREJS, work)
-        fontawesome = npm_pack(FONTAWESOME, work)
+        thebe = npm_pack(THEBE, work)
 
         if DEST.exists():
             shutil.rmtree(DEST)
@@ -137,21 +116,16 @@ def main() -> int:
                     copy(f, mj / f.relative_to(es5))
         copy(mathjax / "LICENSE", mj / "LICENSE")
 
-        # Jupyter widgets: the AMD embed bundle and the fonts its CSS refers to
-        dist, jw = manager / "dist", DEST / "jupyter-widgets"
-        copy(dist / "embed-amd.js", jw / "embed-amd.js")
-        for f in sorted(dist.glob("*.woff2")):
-            copy(f, jw / f.name)
-        (jw / "LICENSE").write_text(IPYWIDGETS_LICENSE, encoding="utf-8")
-        copy(dist / "embed.js.LICENSE.txt", jw / "THIRD-PARTY-LICENSES.txt")
-        copy(fontawesome / "LICENSE.txt", jw / "LICENSE-fontawesome.txt")
+        # Thebe: the bundle, its on-demand chunks and its stylesheet (no source maps)
+        lib, th = thebe / "lib", DEST / "thebe"
+        for f in sorted(lib.glob("*.js")) + [lib / "thebe.css"]:
+            copy(f, th / f.name)
+        for f in sorted(lib.glob("*.LICENSE.txt")):
+            copy(f, th / f.name)
+        (th / "LICENSE").write_text(THEBE_LICENSE, encoding="utf-8")
 
-        # RequireJS
-        copy(requirejs / "require.js", DEST / "requirejs" / "require.js")
-        (DEST / "requirejs" / "LICENSE").write_text(REQUIREJS_LICENSE, encoding="utf-8")
-
-    lines = [f"# Written by scripts/vendor_assets.py from {MATHJAX}, {HTML_MANAGER}, "
-             f"{REQUIREJS}, {FONTAWESOME}", "# path  bytes  sha256"]
+    lines = [f"# Written by scripts/vendor_assets.py from {MATHJAX}, {THEBE}",
+             "# path  bytes  sha256"]
     total = 0
     for f in sorted(DEST.rglob("*")):
         if f.is_file() and f.name != "MANIFEST.txt":

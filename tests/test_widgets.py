@@ -21,6 +21,8 @@ from kexue_helpers.widgets import MAX_FRAMES, MIME_TYPE, Control, Explorable, ex
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = (2.0, 1.5)  # small figures keep the tests fast; the code path is the same
+CAPTION = "Moving a changes the frequency."
+ALT = "A sine curve over one period."
 
 
 def draw(fig, *, a, kind):
@@ -33,7 +35,7 @@ def draw(fig, *, a, kind):
 
 def make(**kw):
     args = dict(key="test-demo", caption="Moving $a$ changes the frequency.",
-                alt="A sine curve.", figsize=SMALL)
+                alt=ALT, figsize=SMALL)
     args.update(kw)
     return Explorable(draw, [Control("a", [1, 2, 3], default=2),
                              Control("kind", ["sin", "cos"], label="function")], **args)
@@ -87,15 +89,16 @@ def test_control_labels_stay_distinct():
      ["controls", "distinct names", "'a'"]),
     ({"key": "Demo"}, ["key", "'Demo'", "<chapter-short>-<what>"]),
     ({"key": "demo"}, ["key", "'demo'", "hyphen"]),
-    ({"caption": " "}, ["caption", "' '", "non-empty"]),
-    ({"alt": None}, ["alt", "None", "non-empty"]),
+    ({"caption": " "}, ["caption", "' '", "at least four words"]),
+    ({"caption": "Moving a."}, ["caption", "'Moving a.'", "what the reader should see"]),
+    ({"alt": None}, ["alt", "None", "at least four words"]),
     ({"figsize": (7.5, 3)}, ["figsize", "(7.5, 3)", "width <= 6.8"]),
     ({"figsize": "big"}, ["figsize", "'big'", "(width, height)"]),
     ({"controls": [Control("b", [1, 2])]}, ["draw", "draw(fig, b)", "keyword argument"]),
 ])
 def test_explorable_validation_names_argument_value_and_expectation(change, words):
     args = {"draw": draw, "controls": [Control("a", [1, 2]), Control("kind", ["sin", "cos"])],
-            "key": "test-demo", "caption": "c", "alt": "a", "figsize": SMALL}
+            "key": "test-demo", "caption": CAPTION, "alt": ALT, "figsize": SMALL}
     args.update(change)
     d, c = args.pop("draw"), args.pop("controls")
     with pytest.raises((TypeError, ValueError)) as err:
@@ -110,16 +113,16 @@ def test_frame_budget():
     def draw2(fig, *, c0, c1):
         pass
 
-    assert Explorable(draw2, eight, key="test-budget", caption="c", alt="a").n_frames == 64
+    assert Explorable(draw2, eight, key="test-budget", caption=CAPTION, alt=ALT).n_frames == 64
     over = [Control("c0", list(range(13))), Control("c1", list(range(5)))]
     with pytest.raises(ValueError) as err:
-        Explorable(draw2, over, key="test-budget", caption="c", alt="a")
+        Explorable(draw2, over, key="test-budget", caption=CAPTION, alt=ALT)
     msg = str(err.value)
     assert "controls" in msg and "65 frames" in msg and f"at most {MAX_FRAMES}" in msg
     assert "c0: 13" in msg and "c1: 5" in msg
     # the explorable() entry point refuses it before drawing anything
     with pytest.raises(ValueError, match="65 frames"):
-        explorable(draw2, over, key="test-budget", caption="c", alt="a")
+        explorable(draw2, over, key="test-budget", caption=CAPTION, alt=ALT)
 
 
 # --------------------------------------------------------------------------- the grid
@@ -159,14 +162,14 @@ def test_static_bundle_layout(static):
     assert len(payload["frames"]) == ex.n_frames
     assert payload["default"] == ex.frame_index(ex.default_setting)
     assert bundle["image/png"] == payload["frames"][payload["default"]]
-    assert (payload["width"], payload["height"]) == (200, 150)
-    assert metadata["image/png"] == {"width": 200, "height": 150}
+    assert (payload["width"], payload["height"]) == (192, 144)
+    assert metadata["image/png"] == {"width": 192, "height": 144}
     assert [c["name"] for c in payload["controls"]] == ["a", "kind"]
     assert payload["controls"][1]["kind"] == "string"
     assert json.loads(json.dumps(payload)) == payload  # JSON as stored in the notebook
     first = pixels(base64.b64decode(payload["frames"][0]))
     # drawn at twice the display size
-    assert first.shape[:2] == (2 * 150, 2 * 200)
+    assert first.shape[:2] == (2 * 144, 2 * 192)
     assert metadata[MIME_TYPE]["cpu_seconds"] > 0 and metadata[MIME_TYPE]["bytes"] > 0
 
 
@@ -224,23 +227,31 @@ def test_quantised_frame_is_close_to_the_full_colour_drawing(static):
     assert np.mean(err.max(axis=-1) > 32) < 0.01  # under 1% of pixels visibly off
 
 
+def bundle_digest() -> str:
+    """SHA-256 of the static bundle drawn under matplotlib's default style (frames follow
+    the global style, which other tests change: ``use_style()``)."""
+    import matplotlib as mpl
+
+    with mpl.rc_context():
+        mpl.rcdefaults()
+        bundle, _ = make().static_bundle()
+    return hashlib.sha256(json.dumps(bundle, sort_keys=True).encode()).hexdigest()
+
+
 def test_static_output_is_deterministic(static):
     ex, bundle, _ = static
     again, _ = make().static_bundle()
     assert json.dumps(again, sort_keys=True) == json.dumps(bundle, sort_keys=True)
 
 
-def test_static_output_is_deterministic_across_processes(static):
+def test_static_output_is_deterministic_across_processes():
     """Another interpreter (another hash seed) draws byte-identical frames."""
-    _, bundle, _ = static
-    code = ("import sys, hashlib, json; sys.path.insert(0, %r); import tests.test_widgets as t;"
-            "b, _ = t.make().static_bundle();"
-            "print(hashlib.sha256(json.dumps(b, sort_keys=True).encode()).hexdigest())"
-            % str(ROOT))
+    code = ("import sys; sys.path.insert(0, %r); import tests.test_widgets as t;"
+            "print(t.bundle_digest())" % str(ROOT))
     env = dict(os.environ, PYTHONHASHSEED="12345", MPLBACKEND="agg")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
                          capture_output=True, text=True).stdout.split()[-1]
-    assert out == hashlib.sha256(json.dumps(bundle, sort_keys=True).encode()).hexdigest()
+    assert out == bundle_digest()
 
 
 # --------------------------------------------------------------------------- the one call
@@ -251,14 +262,14 @@ def test_explorable_displays_by_mode(monkeypatch):
                         lambda obj, **kw: shown.append((obj, kw)))
     monkeypatch.setenv(W.MODE_ENV, "static")
     controls = [Control("a", [1, 2]), Control("kind", ["sin", "cos"])]
-    assert explorable(draw, controls, key="test-mode", caption="c", alt="a",
+    assert explorable(draw, controls, key="test-mode", caption=CAPTION, alt=ALT,
                       figsize=SMALL) is None
     obj, kw = shown.pop()
     assert kw.get("raw") is True and set(obj) == {MIME_TYPE, "image/png", "text/plain"}
     assert len(obj[MIME_TYPE]["frames"]) == 4
 
     monkeypatch.setenv(W.MODE_ENV, "live")
-    assert explorable(draw, controls, key="test-mode", caption="c", alt="a",
+    assert explorable(draw, controls, key="test-mode", caption=CAPTION, alt=ALT,
                       figsize=SMALL) is None
     obj, _ = shown.pop()
     assert type(obj).__name__ == "VBox" and set(obj.controls) == {"a", "kind"}

@@ -26,7 +26,10 @@
     var img = root.querySelector('img.kexue-explorable-frame');
     var box = root.querySelector('.kexue-explorable-controls');
     var positions = spec.controls.map(function (c) { return c.default; });
+    var alt = img.getAttribute('alt') || '';
     var cache = {};  // frame number -> decoded Image
+
+    var ready = {};   // frame number -> promise that it is fetched and decoded
 
     function load(k) {
       if (!cache[k]) {
@@ -34,7 +37,10 @@
         im.decoding = 'async';
         im.src = spec.frames[k];
         cache[k] = im;
-        if (im.decode) im.decode().catch(function () {});
+      }
+      if (!ready[k]) {
+        var im2 = cache[k];
+        ready[k] = im2.decode ? im2.decode().catch(function () {}) : Promise.resolve();
       }
       return cache[k];
     }
@@ -43,8 +49,10 @@
       root.removeEventListener('pointerenter', prefetch);
       root.removeEventListener('touchstart', prefetch);
       root.removeEventListener('focusin', prefetch);
-      for (var k = 0; k < spec.frames.length; k++) load(k);
-      root.dataset.prefetched = '1';
+      var all = [];
+      for (var k = 0; k < spec.frames.length; k++) { load(k); all.push(ready[k]); }
+      root.dataset.prefetched = 'started';
+      Promise.all(all).then(function () { root.dataset.prefetched = 'done'; });
     }
     root.addEventListener('pointerenter', prefetch);
     root.addEventListener('touchstart', prefetch, { passive: true });
@@ -53,8 +61,12 @@
 
     function show() {
       var k = frameIndex(spec.controls, positions);
-      var src = load(k).src;
-      if (img.src !== src) img.src = src;
+      load(k);  // already fetched and decoded after the first hover: shown at once
+      if (img.getAttribute('src') !== spec.frames[k]) img.setAttribute('src', spec.frames[k]);
+      // the alt text describes the default setting; say which one is shown now
+      img.setAttribute('alt', k === spec.default ? alt : alt + ' (The figure now shows ' +
+        spec.controls.map(function (c, i) { return c.label + ' = ' + c.labels[positions[i]]; })
+          .join(', ') + '.)');
       root.dataset.frame = String(k);
     }
 

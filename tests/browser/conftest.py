@@ -1,0 +1,94 @@
+"""Shared fixtures of the browser tests: serve any folder on 127.0.0.1, one headless Chromium.
+
+``tests/browser/test_site.py`` keeps its own ``site`` and ``browser`` fixtures (for the book's
+``_build/html``); these are for tests that serve other folders too (``test_widgets.py``
+serves a fixture book built from ``tests/fixtures/``). Same policy: without Playwright or
+Chromium the tests skip, or fail with ``KEXUE_BROWSER_REQUIRED=1``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+REQUIRED = os.environ.get("KEXUE_BROWSER_REQUIRED") == "1"
+SERVER_LIFETIME_S = 1800
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def unavailable(reason: str):
+    """Skip the test, or fail it under ``KEXUE_BROWSER_REQUIRED=1``."""
+    if REQUIRED:
+        pytest.fail(f"{reason} (KEXUE_BROWSER_REQUIRED=1, so this fails instead of skipping)")
+    pytest.skip(reason)
+
+
+def chromium_executable() -> str | None:
+    env = os.environ.get("KEXUE_CHROMIUM")
+    if env:
+        return env if Path(env).exists() else None
+    if Path("/usr/bin/chromium").exists():
+        return "/usr/bin/chromium"
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def serve_directory():
+    """``serve_directory(path) -> base URL``: serve a folder on 127.0.0.1 (an ephemeral port,
+    plain HTTP/1.1 without compression, like ``python -m http.server``) until the session
+    ends or ``SERVER_LIFETIME_S`` passes."""
+    servers = []
+
+    def serve(directory: Path) -> str:
+        handler = functools.partial(_QuietHandler, directory=str(directory))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        timer = threading.Timer(SERVER_LIFETIME_S, server.shutdown)
+        timer.daemon = True
+        timer.start()
+        servers.append((server, thread, timer))
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield serve
+    for server, thread, timer in servers:
+        timer.cancel()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium (Playwright) per test module (module scope: Playwright's sync
+    API cannot run two instances at once, and ``test_site.py`` starts its own)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the Python package playwright is not installed (pip install playwright)")
+    exe = chromium_executable()
+    if exe is None:
+        unavailable("no Chromium found (apt-get install chromium, or set KEXUE_CHROMIUM)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
