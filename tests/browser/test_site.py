@@ -595,7 +595,8 @@ async ({phone, dark}) => {
     const over = px(pre.scrollWidth - pre.clientWidth);
     if (over > 1) {
       const longest = pre.textContent.split('\n').reduce((a, b) => (b.length > a.length ? b : a), '');
-      R.code.push(`code cell needs horizontal scrolling (${over} px): longest line ` +
+      R.code.push(`code ${pre.closest('.cell_input') ? 'cell' : 'block'} needs horizontal ` +
+                  `scrolling (${over} px): longest line ` +
                   `${longest.length} chars: ${JSON.stringify(short(longest, 60))}`);
     }
   }
