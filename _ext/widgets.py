@@ -29,7 +29,12 @@ How it works (see ``kexue_helpers/widgets.py`` for the chapter side):
    rewritten per page), and ``_static/widgets/livecode.js``, which checks that the Binder
    server answers before starting and otherwise says that Live Code needs a connection.
 
-5. Time: each widget's drawing time (CPU seconds, from the output's metadata) is logged,
+5. Page weight: every page gets ``_static/vendor/fontawesome/fontawesome-subset.css``,
+   which redeclares the theme's solid icon font as a subset with only the icons the site
+   can show (``scripts/vendor_assets.py``); ``static/scripts/fontawesome.js`` replaces the
+   theme's 1.5 MB Font Awesome script with an empty one (its stylesheet draws the icons).
+
+6. Time: each widget's drawing time (CPU seconds, from the output's metadata) is logged,
    and a warning (an error in the strict build) names any chapter whose widgets together
    take more than ``kexue_widgets_max_seconds`` (30) CPU seconds. Keys must be unique in
    the book (a warning names duplicates).
@@ -262,5 +267,8 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-merge-info", _merge)
     app.connect("env-check-consistency", _check)
     app.connect("html-page-context", add_assets)
+    # Font Awesome: the theme's icons from a 4 kB subset of its solid font, not the 156 kB
+    # font (scripts/vendor_assets.py writes it; this stylesheet comes after the theme's)
+    app.add_css_file("vendor/fontawesome/fontawesome-subset.css")
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True,
             "env_version": 1}

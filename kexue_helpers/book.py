@@ -67,13 +67,23 @@ def glue(name: str, value: Any, *, display: bool = False) -> None:
     ValueError
         If ``name`` is not a non-empty string.
 
+    Notes
+    -----
+    Where myst-nb is not installed (Colab, or any environment that runs a published
+    notebook without the book's build tools) there is nothing to glue into: the published
+    notebook's text already holds the build's values. The call then only checks ``name``
+    and does nothing else, so the chapter runs there unchanged.
+
     Examples
     --------
     >>> glue("demo_value", np.float64(0.25))  # glued as the float 0.25; shows nothing
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string; got {name!r}")
-    from myst_nb import glue as _glue
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # a reader's kernel without the book's build tools
+        return None
 
     value = plain(value)
     _glue(name, value, display=display)

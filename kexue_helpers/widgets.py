@@ -62,7 +62,8 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-__all__ = ["Control", "Explorable", "MAX_FRAMES", "MIME_TYPE", "MODE_ENV", "explorable"]
+__all__ = ["Control", "Explorable", "MAX_FRAMES", "MIME_TYPE", "MODE_ENV", "explorable",
+           "static_mode", "strip_frames"]
 
 #: MIME type of the static widget's output (read by ``_ext/widgets.py``).
 MIME_TYPE = "application/vnd.kexue.explorable+json"
@@ -476,6 +477,39 @@ class Explorable:
                                 "frame_seconds": round(t_frames, 3),
                                 "bytes": sum(len(f) for f in frames)}}
         return bundle, metadata
+
+
+def strip_frames(nb: Any) -> int:
+    """Remove the precomputed frames from an executed notebook (in place): what a reader who
+    downloads it or opens it in Colab needs is the default frame (``image/png``, kept); the
+    frames (:data:`MIME_TYPE`, about 1 MB per widget) only feed the book's player.
+
+    Parameters
+    ----------
+    nb : dict or nbformat.NotebookNode
+        An executed notebook.
+
+    Returns
+    -------
+    int
+        The number of outputs stripped.
+
+    Examples
+    --------
+    >>> nb = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "display_data",
+    ...       "data": {MIME_TYPE: {}, "image/png": "...", "text/plain": "..."}}]}]}
+    >>> strip_frames(nb), sorted(nb["cells"][0]["outputs"][0]["data"])
+    (1, ['image/png', 'text/plain'])
+    """
+    n = 0
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []) or []:
+            data = out.get("data") or {}
+            if MIME_TYPE in data:
+                del data[MIME_TYPE]
+                (out.get("metadata") or {}).pop(MIME_TYPE, None)
+                n += 1
+    return n
 
 
 def static_mode() -> bool:

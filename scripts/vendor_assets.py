@@ -24,6 +24,12 @@ What is kept, and why:
   extensions it autoloads on demand (``\\boldsymbol``, ``\\cancel``, ...), the CHTML woff
   fonts, and the menu component. Left out: the SVG output, the speech-rule engine and the
   accessibility explorer (opt-in from MathJax's menu; about 5 MB).
+- Font Awesome (not from npm: from the installed pydata-sphinx-theme, whose stylesheet
+  draws the theme's icons with its solid webfont, 156 kB): a subset of ``fa-solid-900.ttf``
+  with only the icons the theme, the book theme and the extensions can show (every
+  ``fa-<name>`` in their templates, scripts and Python, and every icon character in their
+  stylesheets), as WOFF, with a stylesheet that redeclares the font face (added to every
+  page by ``_ext/widgets.py``, after the theme's, so the full font is never fetched).
 - Thebe: ``lib/index.js``, the chunks it loads on demand (``lib/<n>.index.js``) and
   ``lib/thebe.css``, without source maps (about 3.3 MB, loaded only when a reader clicks
   Live Code). The registry serves Thebe 0.9, whose ``window.thebelab`` keeps the
@@ -95,6 +101,76 @@ def copy(src: Path, dst: Path) -> None:
     shutil.copyfile(src, dst)
 
 
+ICON_PACKAGES = ("pydata_sphinx_theme", "sphinx_book_theme", "sphinx_togglebutton",
+                 "sphinx_thebe", "sphinx_design", "sphinx_proof", "sphinx_exercise", "myst_nb",
+                 "sphinx_copybutton")
+
+
+def subset_fontawesome(dest: Path) -> int:
+    """Write the Font Awesome solid subset and its stylesheet into ``dest``; return the
+    number of icons kept."""
+    import importlib.util
+    import re
+
+    from fontTools import subset
+
+    roots = []
+    for name in ICON_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec and spec.origin:
+            roots.append(Path(spec.origin).parent)
+    theme = roots[0] / "theme" / "pydata_sphinx_theme" / "static"
+    css = (theme / "styles" / "pydata-sphinx-theme.css").read_text(encoding="utf-8")
+    # icon name -> code point, from the theme's own ".fa-name:before{content:...}" rules
+    names: dict[str, int] = {}
+    for sel, cp in re.findall(r'((?:\.fa-[a-z0-9-]+:{1,2}before,?)+)\{content:"(\\[0-9a-f]+|.)"\}',
+                              css):
+        code = int(cp[1:], 16) if cp.startswith("\\") else ord(cp)
+        for n in re.findall(r"\.fa-([a-z0-9-]+):", sel):
+            names[n] = code
+    used: set[str] = set()
+    codes: set[int] = set()
+    here = ROOT / "_ext", ROOT / "_config.yml"
+    for root in (*roots, *here):
+        files = [root] if root.is_file() else [f for f in root.rglob("*") if f.suffix in
+                                                 (".html", ".js", ".py", ".css", ".yml")]
+        for f in files:
+            if f.name.startswith("fontawesome") or f.suffix == ".map":
+                continue
+            text = f.read_text(encoding="utf-8", errors="replace")
+            if f.suffix == ".css":  # icon characters drawn by the stylesheets themselves
+                body = re.sub(r"(?:\.fa-[a-z0-9-]+:{1,2}before,?)+\{[^}]*\}", "", text)
+                codes.update(ord(c) for c in body if 0xE000 <= ord(c) <= 0xF8FF)
+                codes.update(int(h, 16) for h in re.findall(r'"\\([ef][0-9a-f]{3})"', body))
+            else:
+                used.update(re.findall(r"fa-([a-z0-9-]+)", text))
+    codes.update(names[n] for n in used if n in names)
+    options = subset.Options()
+    options.flavor = "woff"
+    options.layout_features = ["*"]
+    options.name_IDs = ["*"]
+    options.notdef_outline = True
+    font = subset.load_font(str(theme / "vendor" / "fontawesome" / "webfonts" /
+                                "fa-solid-900.ttf"), options)
+    sub = subset.Subsetter(options)
+    sub.populate(unicodes=sorted(codes))
+    sub.subset(font)
+    dest.mkdir(parents=True, exist_ok=True)
+    font.flavor = "woff"
+    font.save(str(dest / "fa-solid-900-subset.woff"), reorderTables=False)
+    (dest / "fontawesome-subset.css").write_text(
+        "/* Font Awesome Free (SIL OFL 1.1), solid: only the icons this site can show, "
+        "written by scripts/vendor_assets.py */\n"
+        '@font-face{font-display:block;font-family:"Font Awesome 6 Free";font-style:normal;'
+        'font-weight:900;src:url(fa-solid-900-subset.woff) format("woff")}\n',
+        encoding="utf-8")
+    (dest / "LICENSE.txt").write_text(
+        "Font Awesome Free by Fonticons, Inc. (https://fontawesome.com), taken from the\n"
+        "pydata-sphinx-theme package. Fonts: SIL Open Font License 1.1\n"
+        "(https://openfontlicense.org); icons: CC BY 4.0; code: MIT.\n", encoding="utf-8")
+    return len(codes)
+
+
 def main() -> int:
     if shutil.which("npm") is None:
         print("npm is needed to vendor the assets", file=sys.stderr)
@@ -124,7 +200,11 @@ def main() -> int:
             copy(f, th / f.name)
         (th / "LICENSE").write_text(THEBE_LICENSE, encoding="utf-8")
 
-    lines = [f"# Written by scripts/vendor_assets.py from {MATHJAX}, {THEBE}",
+    n_icons = subset_fontawesome(DEST / "fontawesome")
+    print(f"Font Awesome: {n_icons} icons kept")
+
+    lines = [f"# Written by scripts/vendor_assets.py from {MATHJAX}, {THEBE} and the Font "
+             "Awesome of the installed pydata-sphinx-theme",
              "# path  bytes  sha256"]
     total = 0
     for f in sorted(DEST.rglob("*")):

@@ -265,3 +265,20 @@ def test_glue_glues_plain_value_and_returns_none(monkeypatch):
     assert glued["test_tensor"] == (3, True) and type(glued["test_tensor"][0]) is int
     with pytest.raises(ValueError, match="name must be a non-empty string"):
         book.glue("", 1.0)
+
+
+def test_glue_without_myst_nb_checks_the_name_and_does_nothing(monkeypatch):
+    """A published notebook run where the book's build tools are absent (Colab)."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_myst_nb(name, *args, **kwargs):
+        if name == "myst_nb" or name.startswith("myst_nb."):
+            raise ImportError("No module named 'myst_nb'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_myst_nb)
+    assert book.glue("test_key", np.float64(0.25)) is None
+    with pytest.raises(ValueError, match="name must be a non-empty string"):
+        book.glue("", 1.0)

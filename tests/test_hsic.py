@@ -291,6 +291,106 @@ def test_constant_kernel_gives_pvalue_one():
 
 
 # --------------------------------------------------------------------------------------
+# many samples at once
+# --------------------------------------------------------------------------------------
+def _stack(kind, r, n, seed, noise=0.3):
+    pairs = [sample(kind, n, seed=seed + k, noise=noise) for k in range(r)]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+@pytest.mark.parametrize("kind", ["independent", "sine", "multi"])
+@pytest.mark.parametrize("estimator", ["biased", "unbiased"])
+def test_hsic_batch_matches_one_at_a_time(kind, estimator, monkeypatch):
+    monkeypatch.setattr(H, "_BATCH_ENTRIES", 3 * 40 * 40)        # several chunks
+    x, y = _stack(kind, 7, 40, seed=30)
+    got = H.hsic_batch(x, y, estimator=estimator)
+    want = [H.hsic(x[r], y[r], estimator=estimator) for r in range(7)]
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-15)
+    # bandwidths: one for all, or one per sample
+    sig = np.linspace(0.3, 2.0, 7)
+    got = H.hsic_batch(x, y, sigma_x=sig, sigma_y=0.7, estimator=estimator)
+    want = [H.hsic(x[r], y[r], sigma_x=sig[r], sigma_y=0.7, estimator=estimator)
+            for r in range(7)]
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-15)
+
+
+def test_hsic_batch_median_drops_repeated_values():
+    x, y = _stack("sine", 3, 30, seed=31)
+    x[1, :10] = x[1, 10:20]                                     # zero distances in sample 1
+    got = H.hsic_batch(x, y)
+    want = [H.hsic(x[r], y[r]) for r in range(3)]
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["independent", "sine", "multi"])
+def test_gamma_test_batch_matches_grettons_reference(kind, monkeypatch):
+    monkeypatch.setattr(H, "_BATCH_ENTRIES", 2 * 60 * 60)
+    x, y = _stack(kind, 5, 60, seed=40, noise=1.5)
+    res = H.hsic_test_batch(x, y)
+    for r in range(5):
+        one = H.hsic_test(x[r], y[r])
+        K, L = dense_kernel(x[r], one.sigma_x), dense_kernel(y[r], one.sigma_y)
+        stat, p, m, v = ref_gamma_test(K, L)
+        assert res.sigma_x[r] == pytest.approx(one.sigma_x, rel=1e-12)
+        assert res.sigma_y[r] == pytest.approx(one.sigma_y, rel=1e-12)
+        assert res.statistic[r] * 60 == pytest.approx(stat, rel=1e-10)
+        assert res.null_mean[r] == pytest.approx(m, rel=1e-10)
+        assert res.null_var[r] == pytest.approx(v, rel=1e-9)
+        assert res.pvalue[r] == pytest.approx(p, rel=1e-7, abs=1e-15)
+    assert res.method == "gamma" and res.n == 60 and res.n_permutations == 0
+
+
+def test_permutation_test_batch_null_matches_dense_reference():
+    x, y = _stack("multi", 3, 30, seed=50, noise=1.0)
+    n_perm, seed = 40, 51
+    res = H.hsic_test_batch(x, y, method="permutation", n_permutations=n_perm, seed=seed)
+    gen = make_generator(seed)
+    for r in range(3):
+        perms = torch.argsort(torch.rand(n_perm, 30, generator=gen), dim=1).numpy()
+        K, L = dense_kernel(x[r], res.sigma_x[r]), dense_kernel(y[r], res.sigma_y[r])
+        null = np.array([ref_biased(K, L[np.ix_(p, p)]) for p in perms])
+        assert res.statistic[r] == pytest.approx(ref_biased(K, L), rel=1e-10)
+        assert res.null_mean[r] == pytest.approx(null.mean(), rel=1e-10)
+        assert res.pvalue[r] == (1 + np.sum(null >= res.statistic[r])) / (1 + n_perm)
+    assert res.n_permutations == n_perm
+
+
+def test_permutation_test_batch_is_valid_under_independence():
+    # exact validity: P(p <= 0.1) <= 0.1; 300 tests, so a 3-sd margin is 0.052
+    x, y = _stack("independent", 300, 20, seed=60)
+    res = H.hsic_test_batch(x, y, method="permutation", n_permutations=19, seed=61)
+    assert np.mean(res.pvalue <= 0.1) < 0.1 + 3 * math.sqrt(0.09 / 300)
+    assert set(np.round(res.pvalue * 20).astype(int)) <= set(range(1, 21))
+
+
+def test_batch_bad_inputs_raise_clear_errors():
+    x = np.random.default_rng(70).normal(size=(4, 20))
+    with pytest.raises(ValueError, match=r"same number of samples of the same size; got "
+                                         r"\(R, n\) = \(4, 20\) for x and \(4, 19\)"):
+        H.hsic_batch(x, x[:, :19])
+    with pytest.raises(ValueError, match="x must have 2 or 3 dimension"):
+        H.hsic_batch(x[0], x[0])
+    with pytest.raises(ValueError, match="at least 6 points here; got n = 5"):
+        H.hsic_test_batch(x[:, :5], x[:, :5])
+    with pytest.raises(ValueError, match="sigma_x must be a number or an array of 4 numbers"):
+        H.hsic_batch(x, x, sigma_x=[1.0, 2.0])
+    with pytest.raises(ValueError, match="sigma_y must hold finite values > 0"):
+        H.hsic_batch(x, x, sigma_y=[1.0, 2.0, -1.0, 1.0])
+    with pytest.raises(ValueError, match=r"sigma_x must lie in \(0"):
+        H.hsic_test_batch(x, x, sigma_x=0.0)
+    y = x.copy()
+    y[2] = 1.0
+    with pytest.raises(ValueError, match=r"y\[2\] has no two distinct points"):
+        H.hsic_test_batch(x, y)
+    with pytest.raises(ValueError, match="method must be one of 'gamma', 'permutation'"):
+        H.hsic_test_batch(x, x, method="chi2")
+    with pytest.raises(ValueError, match="n_permutations must be an integer >= 1; got 0"):
+        H.hsic_test_batch(x, x, method="permutation", n_permutations=0)
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        H.hsic_batch(x, x, estimator="su")
+
+
+# --------------------------------------------------------------------------------------
 # bad input
 # --------------------------------------------------------------------------------------
 def test_bad_inputs_raise_clear_errors():

@@ -46,3 +46,132 @@ def test_every_toc_entry_exists_and_every_chapter_is_in_the_toc():
 def test_torch_is_pinned_for_the_cpu_install():
     req = (ROOT / "requirements.txt").read_text(encoding="utf-8")
     assert re.search(r"^torch==\d+\.\d+\.\d+\s*$", req, flags=re.M)
+
+
+# --- each chapter executes once per CI run (issue 16): conftest.py + _ext/parallel_execution.py
+
+
+def _execution():
+    import importlib.util
+    import sys
+
+    if "parallel_execution" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "parallel_execution", ROOT / "_ext" / "parallel_execution.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["parallel_execution"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["parallel_execution"]
+
+
+def test_the_build_takes_the_tests_execution_from_the_cache():
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    assert cfg["execute"]["execute_notebooks"] == "cache"
+    assert "parallel_execution" in cfg["sphinx"]["local_extensions"]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    builds = [line for line in ci if "jupyter-book build" in line and not line.startswith("#")]
+    assert builds and all("KEXUE_EXPECT_CACHED=1" in line for line in builds)
+    assert "pytest-xdist" in (ROOT / "requirements.txt").read_text(encoding="utf-8")
+
+
+def test_kernel_env_drops_pytest_and_fixes_threads(monkeypatch):
+    mod = _execution()
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    monkeypatch.setenv("KEXUE_SCALE", "small")
+    monkeypatch.setenv("KEXUE_JOBS", "2")
+    monkeypatch.setenv("KEXUE_EXPECT_CACHED", "1")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("KEXUE_WIDGETS", raising=False)
+    env = mod.kernel_env()
+    assert not any(k.startswith("PYTEST_") for k in env)
+    assert env["KEXUE_WIDGETS"] == "static"              # as _ext/widgets.py in the build
+    assert env["OMP_NUM_THREADS"] == str(max(1, mod.usable_cpus() // 2))
+    sig = mod.env_signature(env)
+    assert sig["KEXUE_SCALE"] == "small" and "KEXUE_JOBS" not in sig
+    assert "KEXUE_EXPECT_CACHED" not in sig
+    monkeypatch.setenv("KEXUE_JOBS", "0")
+    try:
+        mod.jobs()
+    except ValueError as exc:
+        assert "KEXUE_JOBS" in str(exc)
+    else:
+        raise AssertionError("KEXUE_JOBS=0 accepted")
+
+
+_DEMO = '''---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# A demo
+
+```{code-cell} ipython3
+import os
+x = 1
+print(os.path.basename(os.getcwd()))
+```
+
+```{code-cell} ipython3
+:tags: [remove-cell]
+assert x == CHECK, "x differs"
+```
+
+```{code-cell} ipython3
+y = x + 1
+y
+```
+'''
+
+
+def test_execution_is_stored_and_found_as_myst_nb_keys_it(tmp_path):
+    mod = _execution()
+    book = tmp_path / "chapters"
+    book.mkdir()
+    src = book / "demo.md"
+    src.write_text(_DEMO.replace("CHECK", "1"), encoding="utf-8")
+    cache = tmp_path / "cache"
+    env = mod.kernel_env()
+    sig = mod.env_signature(env)
+
+    nb = mod.read_notebook(src)
+    res = mod.execute(nb, src.parent, timeout=60, allow_errors=True, env=env)
+    assert res.ok and res.errors == {}
+    outs = [c.outputs for c in res.nb.cells if c.cell_type == "code"]
+    assert outs[0][0]["text"] == "chapters\n"                 # cwd: the chapter's folder
+    assert outs[2][0]["data"]["text/plain"] == "2"
+    assert mod.cache_lookup(cache, mod.read_notebook(src), sig) == "miss"
+    mod.cache_store(cache, src, res.nb, res.seconds, sig)
+    assert mod.cache_lookup(cache, mod.read_notebook(src), sig) == "hit"
+
+    # what myst-nb does with a fresh read of the source: the executed outputs come back
+    from jupyter_cache import get_cache
+
+    _, merged = get_cache(str(cache)).merge_match_into_notebook(mod.read_notebook(src))
+    assert merged.cells[-1].outputs[0]["data"]["text/plain"] == "2"
+
+    # prose edited: still cached; code edited: not; other scale: stale
+    src.write_text(_DEMO.replace("CHECK", "1") + "\nMore prose.\n", encoding="utf-8")
+    assert mod.cache_lookup(cache, mod.read_notebook(src), sig) == "hit"
+    assert mod.cache_lookup(cache, mod.read_notebook(src),
+                            {**sig, "KEXUE_SCALE": "full"}) == "stale"
+    src.write_text(_DEMO.replace("CHECK", "1").replace("y = x + 1", "y = x + 2"),
+                   encoding="utf-8")
+    assert mod.cache_lookup(cache, mod.read_notebook(src), sig) == "miss"
+
+
+def test_a_failing_cell_is_named_and_the_rest_still_run(tmp_path):
+    mod = _execution()
+    src = tmp_path / "demo.md"
+    src.write_text(_DEMO.replace("CHECK", "2"), encoding="utf-8")
+    res = mod.execute(mod.read_notebook(src), tmp_path, timeout=60, allow_errors=True)
+    assert not res.ok and list(res.errors) == [1]
+    assert "AssertionError: x differs" in res.errors[1][0]
+    assert res.nb.cells[-1].outputs[0]["data"]["text/plain"] == "2"   # cell 2 still ran
+    stopped = mod.execute(mod.read_notebook(src), tmp_path, timeout=60, allow_errors=False)
+    assert list(stopped.errors) == [1] and stopped.nb.cells[-1].outputs == []

@@ -363,3 +363,175 @@ def test_attention_runs_in_a_model_and_backpropagates():
     out = rope.rope_attention(q, k, v, f) + rope.rerope_attention(q, k, v, f, window=4, leak=4.0)
     out.sum().backward()
     assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
+# ---------------------------------------------------------------- the extrapolation experiment
+_TASK = dict(n_ordinary=8, n_keys=4, n_values=4, offset=2)
+
+
+def test_kv_copy_batch_targets_follow_the_rules():
+    g = torch.Generator().manual_seed(0)
+    b = rope.kv_copy_batch(6, 40, n_pairs=3, queries_per_pair=2, generator=g, **_TASK)
+    tok, tgt, ret, dist = b["tokens"], b["target"], b["retrieval"], b["distance"]
+    assert tok.shape == tgt.shape == ret.shape == dist.shape == (6, 40)
+    assert int(ret.sum()) == 6 * 3 * 2
+    pair0, query0 = 8, 8 + 4 * 4
+    for r in range(6):
+        for t in range(40):
+            if ret[r, t]:
+                key = int(tok[r, t]) - query0
+                k = t - int(dist[r, t])
+                pair = int(tok[r, k]) - pair0
+                assert 0 <= key < 4 and pair // 4 == key and int(tgt[r, t]) == pair % 4
+            elif t >= 2 and int(tok[r, t - 2]) < 8:
+                assert int(tgt[r, t]) == int(tok[r, t - 2])
+            else:
+                assert int(tgt[r, t]) == -100
+    # each sequence's keys are distinct
+    for r in range(6):
+        keys = [int(x) - query0 for x in tok[r][ret[r]]]
+        assert len(set(keys)) == 3
+
+
+def test_kv_copy_batch_is_deterministic_and_validates():
+    a = rope.kv_copy_batch(2, 16, n_pairs=2, generator=torch.Generator().manual_seed(5),
+                           **_TASK)
+    b = rope.kv_copy_batch(2, 16, n_pairs=2, generator=torch.Generator().manual_seed(5),
+                           **_TASK)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match=r"n_pairs must be an integer <= 4; got 5"):
+        rope.kv_copy_batch(2, 64, n_pairs=5, **_TASK)
+    with pytest.raises(ValueError, match=r"length must be an integer >= 7; got 6"):
+        rope.kv_copy_batch(2, 6, n_pairs=2, **_TASK)
+
+
+def test_kv_copy_features_share_the_value_row():
+    f = rope.kv_copy_features(8, 4, 4)
+    assert f.shape == (rope.kv_copy_vocab(8, 4, 4), 3)
+    pair = 8 + 2 * 4 + 3                      # key 2, value 3
+    query = 8 + 16 + 2
+    assert int(f[pair, 0]) == 3 and int(f[pair, 2]) == int(f[query, 2])
+    assert int(f[pair, 1]) != int(f[query, 1])
+
+
+def test_seed_batched_model_slices_do_not_depend_on_each_other():
+    feats = rope.kv_copy_features(8, 4, 4)
+    vocab = rope.kv_copy_vocab(8, 4, 4)
+    solo = rope.SeedBatchedLM([3], vocab, 8, 8, heads=2, layers=2, mlp=True,
+                              features=feats)
+    pair = rope.SeedBatchedLM([1, 3], vocab, 8, 8, heads=2, layers=2, mlp=True,
+                              features=feats)
+    for p_solo, p_pair in zip(solo.parameters(), pair.parameters()):
+        assert torch.equal(p_solo[0], p_pair[1])
+    tok = torch.randint(0, vocab, (1, 3, 12))
+    att = rope.scheme_attention("none", 8, 12, 12)
+    out_solo = solo(tok, att)
+    out_pair = pair(tok.expand(2, 3, 12), att)
+    assert out_solo.shape == (1, 3, 12, 8)
+    assert torch.allclose(out_solo[0], out_pair[1], atol=1e-5)
+    with pytest.raises(ValueError, match=r"head_dim must be even"):
+        rope.SeedBatchedLM([0], vocab, 8, 7)
+
+
+@pytest.mark.parametrize("kind, scaling", [
+    ("pi", dict(scaling="linear")), ("ntk", dict(scaling="ntk")),
+    ("ntk-fixed", dict(scaling="ntk-fixed")), ("ntk-mixed", dict(scaling="ntk-mixed", b=0.625)),
+])
+def test_scheme_attention_matches_rope_attention(kind, scaling):
+    g = torch.Generator().manual_seed(2)
+    q, k, v = torch.randn(3, 2, 32, 16, generator=g)
+    ours = rope.scheme_attention(kind, 16, 8, 32)(q, k, v)
+    freq = rope.rope_inv_freq(16, factor=4.0, **scaling)
+    assert torch.allclose(ours, rope.rope_attention(q, k, v, freq), atol=1e-6)
+
+
+def test_scheme_attention_special_cases():
+    g = torch.Generator().manual_seed(3)
+    q, k, v = torch.randn(3, 32, 16, generator=g)
+    old = rope.scheme_attention("ntk-old", 16, 8, 32)(q, k, v)
+    assert torch.allclose(old, rope.rope_attention(q, k, v, rope.rope_inv_freq(16, 40000.0)),
+                          atol=1e-6)
+    # YaRN: betas scaled by L / 4096, attention factor applied
+    yarn = rope.scheme_attention("yarn", 16, 8, 32)(q, k, v)
+    r = 8 / rope.YARN_REFERENCE_LENGTH
+    freq = rope.rope_inv_freq(16, scaling="yarn", factor=4.0, original_max_position=8,
+                              beta_fast=32 * r, beta_slow=r)
+    ref = rope.rope_attention(q, k, v, freq, attention_factor=rope.yarn_attention_factor(4.0))
+    assert torch.allclose(yarn, ref, atol=1e-6)
+    # log n modes: the trained scale is not clamped at 1 inside the training length
+    dag = rope.scheme_attention("none", 16, 8, 32, logn="inference")(q, k, v)
+    trained = rope.scheme_attention("none", 16, 8, 32, logn="trained")(q, k, v)
+    plain = rope.scheme_attention("none", 16, 8, 32)(q, k, v)
+    assert torch.allclose(dag[:8], plain[:8]) and not torch.allclose(trained[:8], plain[:8])
+    assert torch.allclose(dag, rope.rope_attention(q, k, v, rope.rope_inv_freq(16),
+                                                   logn_length=8), atol=1e-6)
+    leaky = rope.scheme_attention("leaky-rerope", 16, 8, 32, window=2, leak=16.0)(q, k, v)
+    ref = rope.rerope_attention(q, k, v, rope.rope_inv_freq(16), window=2, leak=16.0)
+    assert torch.allclose(leaky, ref, atol=1e-6)
+    with pytest.raises(ValueError, match=r"kind='leaky-rerope' needs leak"):
+        rope.scheme_attention("leaky-rerope", 16, 8, 32, window=2)
+    with pytest.raises(ValueError, match=r"kind"):
+        rope.scheme_attention("ntk-aware", 16, 8, 32)
+    with pytest.raises(ValueError, match=r"test_length must be an integer >= 8; got 4"):
+        rope.scheme_attention("none", 16, 8, 4)
+
+
+def test_logn_scale_trained_form():
+    pos = torch.arange(20)
+    assert torch.allclose(rope.logn_scale(pos, 8, clamp=False),
+                          (torch.log(pos + 1.0) / math.log(8)).float())
+    assert float(rope.logn_scale([3], 8)[0]) == 1.0
+    with pytest.raises(TypeError, match=r"clamp must be a bool"):
+        rope.logn_scale(pos, 8, clamp=1)
+
+
+def test_leaky_rerope_min_leak_is_the_boundary():
+    w, L, T = 16, 64, 512
+    k = rope.leaky_rerope_min_leak(w, L, T)
+    assert math.isclose(w + (T - 1 - w) / k, L - 1)
+    assert w + (T - 1 - w) / (0.99 * k) > L - 1
+    with pytest.raises(ValueError, match=r"window must be an integer <= 62; got 63"):
+        rope.leaky_rerope_min_leak(63, 64, 512)
+
+
+def test_paired_interval_matches_scipy():
+    from scipy import stats
+
+    a = [0.91, 0.85, 0.88, 0.95, 0.80]
+    b = [0.70, 0.75, 0.72, 0.79, 0.71]
+    m, lo, hi = rope.paired_interval(a, b)
+    ci = stats.ttest_rel(a, b).confidence_interval(0.95)
+    assert math.isclose(lo, ci.low, rel_tol=1e-9) and math.isclose(hi, ci.high, rel_tol=1e-9)
+    assert math.isclose(m, sum(x - y for x, y in zip(a, b)) / 5)
+    with pytest.raises(ValueError, match=r"n >= 2"):
+        rope.paired_interval([1.0], [0.0])
+
+
+def test_train_lm_learns_and_scores_agree_with_a_direct_count():
+    torch.manual_seed(0)
+    feats = rope.kv_copy_features(8, 4, 4)
+    model = rope.SeedBatchedLM([0, 1], rope.kv_copy_vocab(8, 4, 4), 8, 16, heads=2,
+                               features=feats, d_model=32)
+    gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+
+    def batch_fn(step):
+        b = rope.stack_batches(rope.kv_copy_batch(8, 16, n_pairs=2, generator=g, **_TASK)
+                               for g in gens)
+        return b["tokens"], b["target"]
+
+    losses = rope.train_lm(model, batch_fn, steps=60, lr=1e-2, train_length=16)
+    assert losses[-1] < 0.6 * losses[0]
+    g = torch.Generator().manual_seed(9)
+    batch = rope.stack_batches(rope.kv_copy_batch(4, 32, n_pairs=3, generator=g, **_TASK)
+                               for _ in range(2))
+    att = rope.scheme_attention("ntk", 16, 16, 32)
+    sc = rope.extrapolation_scores(model, batch, att, bins=[(1, 16), (16, 32)], chunk=3)
+    with torch.no_grad():
+        ok = model(batch["tokens"], att).argmax(-1) == batch["target"]
+    loc = (batch["target"] != -100) & ~batch["retrieval"]
+    direct = (ok & loc).sum((1, 2)).double() / loc.sum((1, 2))
+    assert torch.allclose(torch.as_tensor(sc["local"]), direct)
+    assert sc["bins"].shape == (2, 2)
+    with pytest.raises(ValueError, match=r"n_models=2"):
+        rope.extrapolation_scores(model, {k: v[:1] for k, v in batch.items()}, att,
+                                  bins=[(1, 16)])

@@ -293,3 +293,17 @@ def test_the_build_check_sends_no_widget_to_a_frontend(monkeypatch):
     assert sent == []
     make().live_widget()  # the live path does talk to the frontend
     assert sent
+
+
+def test_strip_frames_keeps_what_jupyter_shows(static):
+    _, bundle, metadata = static
+    nb = {"cells": [{"cell_type": "markdown", "source": "x"},
+                    {"cell_type": "code", "outputs": [
+                        {"output_type": "display_data", "data": dict(bundle),
+                         "metadata": dict(metadata)},
+                        {"output_type": "stream", "name": "stdout", "text": "hi"}]}]}
+    assert W.strip_frames(nb) == 1
+    out = nb["cells"][1]["outputs"][0]
+    assert set(out["data"]) == {"image/png", "text/plain"}
+    assert out["data"]["image/png"] == bundle["image/png"] and MIME_TYPE not in out["metadata"]
+    assert W.strip_frames(nb) == 0

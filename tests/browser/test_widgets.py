@@ -56,8 +56,8 @@ SITE = Path(os.environ.get("KEXUE_SITE", ROOT / "_build" / "html"))
 FIXTURE = ROOT / "tests" / "fixtures" / "widgets_book"
 FIXTURE_OUT = ROOT / "_build" / "widgets_fixture"
 FIXTURE_INPUTS = [*FIXTURE.rglob("*.md"), *FIXTURE.rglob("*.yml"),
-                  ROOT / "kexue_helpers" / "widgets.py", ROOT / "_ext" / "widgets.py",
-                  *(ROOT / "static" / "widgets").glob("*")]
+                  ROOT / "kexue_helpers" / "widgets.py", *(ROOT / "_ext").glob("*.py"),
+                  *(p for p in (ROOT / "static").rglob("*") if p.is_file())]
 MAX_FIRST_LOAD = 3_000_000   # bytes, uncompressed
 MAX_RESPONSE_MS = 100.0
 NAV_TIMEOUT_MS = 90_000
@@ -431,10 +431,17 @@ def test_fixture_first_load(chromium, serve_directory, fixture_html):
     assert not frames, f"frames fetched before the reader touched a widget: {frames}"
     assert total <= MAX_FIRST_LOAD, f"{total / 1e6:.2f} MB on first load"
     print(f"\nfixture widgets_demo.html: {total / 1e6:.2f} MB on first load")
-    # a page without widgets does not load the player
+    # a page without widgets does not load the player; no page loads Font Awesome's
+    # 1.5 MB script or its full 156 kB solid font (a 4 kB subset draws the icons)
     context, p, _ = _open(chromium, base, "index.html")
     try:
-        assert not any("explorable" in r.url for r in p.responses)
+        _settle(p)
+        urls = [r.url.split("?")[0] for r in p.responses]
+        assert not any("explorable" in u for u in urls)
+        assert not any(u.endswith("fa-solid-900.woff2") for u in urls), urls
+        assert any(u.endswith("fa-solid-900-subset.woff") for u in urls), urls
+        fa = [r for r in p.responses if r.url.split("?")[0].endswith("scripts/fontawesome.js")]
+        assert fa and len(fa[0].body()) < 2000
     finally:
         context.close()
 
