@@ -17,6 +17,30 @@ light theme and once in the dark. A page fails when it has
 Screenshots go to ``_build/screenshots/<page>-<theme>.png`` (full page), and each widget
 to ``<page>-widget<k>-<theme>.png``.
 
+Page quality (issue 14), ``test_page_quality[<page>-<check>]`` on every page of the toc,
+measured at 1280 px (light), at 390 px and in the dark theme:
+
+- ``equations``: every display equation fits its box at 1280 px (not wider than the box,
+  not cut by an enclosing element); at 390 px it stays on screen and, if wider than its
+  box, scrolls inside it; inline math stays inside its paragraph at 1280 px.
+- ``noise``: no output that is a bare value (a stray ``Out``), a repr (``np.float64(``,
+  ``tensor(``, ``<... object at 0x``), a warning or error, a path, a log line, a printed dict,
+  or anything on stderr.
+- ``figures``: every output image is in a numbered figure with a caption of a few words and
+  alt text that describes it (not a file name or hash); shown at >= 90% of its drawn width;
+  SVG or a 2x raster; the smallest SVG text >= 11 px on screen; in the dark theme a white
+  card that is not dimmed.
+- ``code``: visible code cells, code blocks and outputs fit the column without horizontal
+  scrolling; visible code is under a fifth of the page's height.
+- ``numbers``: glued numbers in the weight of the text around them; no number in E notation
+  (``2e-15``) in the text.
+
+The checks are themselves tested on ``tests/fixtures/site`` (built by the tests): the
+compliant page passes them all, the non-compliant one fails each for the right reason, and
+the compliant page fails the style-dependent ones when the site's CSS fixes are undone.
+Also: no header band, no console error on a first visit, a clickable chapter map,
+citations told apart, clean search snippets.
+
 Where there is no built site (or one older than ``_toc.yml``: a page in the toc has no HTML),
 no Playwright or no Chromium, the tests SKIP with the reason;
 with ``KEXUE_BROWSER_REQUIRED=1`` (as in ``.ci/run``) they FAIL instead. Environment:
@@ -863,8 +887,16 @@ def test_launch_and_download_buttons(browser, site, doc):
         nb = _published_notebook(site, rel)
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert code and any(c.get("outputs") for c in code), f"{rel} has no outputs"
-        assert "application/vnd.jupyter.widget-state+json" in nb["metadata"].get("widgets", {}), \
-            f"{rel}: no widget state"
+        # widgets are kexue_helpers.widgets.explorable: the published notebook keeps each
+        # one's default frame (image/png, seen before any cell runs) and drops the frames
+        # only the site's player uses (kexue_helpers.widgets.strip_frames)
+        widgets = [c for c in code if "explorable(" in "".join(c["source"])]
+        assert widgets, f"{rel}: no explorable widget cell"
+        for c in widgets:
+            data = [o.get("data", {}) for o in c.get("outputs", [])]
+            assert any("image/png" in d for d in data), f"{rel}: a widget has no figure"
+            assert not any(k.startswith("application/vnd.kexue") for d in data for k in d), \
+                f"{rel}: a widget's precomputed frames were published"
 
 
 def _published_notebook(site: str, rel: str) -> dict:
