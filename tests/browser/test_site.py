@@ -1014,9 +1014,9 @@ def test_first_visit_on_the_fixture(browser, fixture_site, theme):
 
 
 def test_search_snippets_are_clean_on_the_fixture(browser, fixture_site):
-    snippets, problems = _search_snippets(browser, fixture_site, "curve")
+    snippets, problems = _search_snippets(browser, fixture_site, "Compute")
     assert not problems, "\n".join(problems)
-    assert any("e^-x" in s for s in snippets), snippets
+    assert any("∫_0^1 e^-x dx" in s for s in snippets), snippets
     assert not _snippet_problems(snippets), _snippet_problems(snippets)
 
 
@@ -1024,7 +1024,12 @@ def test_glued_numbers_are_typeset(browser, fixture_site):
     context, p, problems = _open(browser, fixture_site, "good.html", "light")
     try:
         glued = p.eval_on_selector_all(".pasted-text", "es => es.map(e => e.innerHTML)")
+        numbers = p.eval_on_selector_all("main .glued-number:not(.pasted-text)",
+                                         "es => es.map(e => e.innerHTML)")
     finally:
         context.close()
     assert "2.0\u202f\u00d7\u202f10<sup>\u221215</sup>" in glued, glued
     assert "\u22120.25" in glued and "20000" in glued, glued
+    assert "3.6\u202f\u00d7\u202f10<sup>\u22121</sup>" in numbers, numbers
+    assert "\u22120.5" in numbers, numbers
+    assert "2.5\u202f\u00d7\u202f10<sup>\u22123</sup>" in numbers, numbers  # inline glue:md
