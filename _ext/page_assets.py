@@ -34,7 +34,8 @@ And, for issue 14:
    E notation as ``2.0 × 10`` with a superscript ``−15`` (a real minus sign, U+2212), drops
    an exponent of zero (``3.0e+00`` reads ``3.0``) and gives plain negative numbers a
    real minus sign (``-0.25`` reads ``−0.25``). Text that is not a single number (a glued
-   word, a sentence) is left alone. ``static/kexue.css`` sets pasted text in the body's
+   word, a sentence) is left alone. Glued Markdown (``glue:md``, tables of results) has
+   every such number in it typeset the same way (:func:`typeset_numbers_in`). ``static/kexue.css`` sets pasted text in the body's
    weight (myst-nb's own CSS makes it bold) and keeps a number on one line.
 
 6. No empty header band: pydata-sphinx-theme 0.17 fills its top navbar with a second search
@@ -113,7 +114,7 @@ document.addEventListener('DOMContentLoaded', function () {
     gamma: 'γ', delta: 'δ', theta: 'θ', sigma: 'σ', mu: 'μ', pi: 'π', rho: 'ρ',
     phi: 'φ', psi: 'ψ', omega: 'ω', Sigma: 'Σ', le: '≤', leq: '≤', ge: '≥', geq: '≥',
     ne: '≠', neq: '≠', approx: '≈', to: '→', infty: '∞', cdot: '·', times: '×',
-    pm: '±', in: '∈', sum: 'Σ', sqrt: '√', R: 'ℝ', E: 'E', P: 'P', mid: '|',
+    pm: '±', in: '∈', sum: 'Σ', int: '∫', prod: '∏', sqrt: '√', R: 'ℝ', E: 'E', P: 'P', mid: '|',
     langle: '⟨', rangle: '⟩', left: '', right: '', bigl: '', bigr: '', Bigl: '',
     Bigr: '', big: '', Big: '', mathrm: '', mathbb: '', mathbf: '', operatorname: '',
     text: '', quad: ' ', qquad: ' '};
@@ -219,6 +220,70 @@ def typeset_number(text: str) -> list[nodes.Node] | None:
     if m:
         return [nodes.Text(MINUS + m.group(1) + m.group(2))]
     return None
+
+
+_NUMBER_TOKEN = re.compile(
+    r"(?<![\w.\-])(?:[-+]?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+|-(?:\d+(?:\.\d*)?|\.\d+))"
+    r"(?![\w.])")
+_NO_NUMBERS = (nodes.literal, nodes.literal_block, nodes.math, nodes.math_block, nodes.raw,
+               nodes.comment, nodes.FixedTextElement, nodes.reference)
+
+
+def typeset_numbers_in(tree: list[nodes.Node]) -> None:
+    """Typeset every number in E notation (and every negative number) in the text of
+    ``tree`` (glued Markdown: a table of results), as :func:`typeset_number` does."""
+    for root in tree:
+        if not isinstance(root, nodes.Element):
+            continue
+        for text in list(root.findall(nodes.Text)):
+            parent = text.parent
+            if parent is None or isinstance(parent, _NO_NUMBERS) or any(
+                    isinstance(a, _NO_NUMBERS) for a in _ancestors(parent)):
+                continue
+            if "glued-number" in parent.get("classes", []):
+                continue
+            s = str(text)
+            pieces: list[nodes.Node] = []
+            at = 0
+            for m in _NUMBER_TOKEN.finditer(s):
+                new = typeset_number(m.group(0))
+                if new is None:
+                    continue
+                if m.start() > at:
+                    pieces.append(nodes.Text(s[at:m.start()]))
+                number = nodes.inline("", "", classes=["glued-number"])
+                number.extend(new)
+                pieces.append(number)
+                at = m.end()
+            if not pieces:
+                continue
+            if at < len(s):
+                pieces.append(nodes.Text(s[at:]))
+            index = parent.index(text)
+            parent.remove(text)
+            for k, node in enumerate(pieces):
+                parent.insert(index + k, node)
+
+
+def _glue_md_typesetting():
+    """myst-nb's ``glue:md`` role and directive, with :func:`typeset_numbers_in` applied."""
+    from myst_nb.ext.glue.directives import PasteMarkdownDirective
+    from myst_nb.ext.glue.roles import PasteMarkdownRole
+
+    class Role(PasteMarkdownRole):
+        def run(self):
+            result, messages = super().run()
+            holder = nodes.inline("", "", *result)  # inline Markdown: bare Text nodes too
+            typeset_numbers_in([holder])
+            return [holder], messages
+
+    class Directive(PasteMarkdownDirective):
+        def run(self):
+            result = super().run()
+            typeset_numbers_in(result)
+            return result
+
+    return Role(), Directive
 
 
 class TypesetGluedNumbers(SphinxPostTransform):
@@ -349,6 +414,12 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("config-inited", no_header_search, priority=100)
     app.connect("html-page-context", fix_scripts, priority=900)
     app.add_post_transform(TypesetGluedNumbers)
+    try:  # glued Markdown (tables of results) gets the same typesetting
+        role, directive = _glue_md_typesetting()
+        app.add_role_to_domain("glue", "md", role, override=True)
+        app.add_directive_to_domain("glue", "md", directive, override=True)
+    except ImportError:  # pragma: no cover - myst-nb is always there in this book
+        pass
     app.add_post_transform(MarkChinese)
     app.setup_extension("kexue_bibtex")
     app.connect("source-read", guard_optional_api_pages)

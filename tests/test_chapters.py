@@ -38,7 +38,7 @@ MIN_FONT_PT = 9          # explicit font sizes in figure code
 COLUMN_WIDTH_IN = 6.8    # kexue_helpers.plotting.COLUMN_WIDTH
 HIDDEN = {"remove-cell", "remove-input", "hide-input", "hide-cell"}
 
-_GLUE_CALL = re.compile(r"(?<![\w.])(?:\w+\.)?glue\(")
+_GLUE_CALL = re.compile(r"(?<![\w.])(?:\w+\.)*glue\(")  # glue(, kh.book.glue(, ...
 _PLT_FIGURE = re.compile(r"\bplt\.(?:subplots|figure|subplot|plot|hist|scatter|imshow|bar|"
                          r"semilogy|semilogx|loglog|errorbar|show)\(")
 _NAMED_SIZES = {"xx-small": 5.79, "x-small": 6.94, "small": 8.33}  # at font.size 10
@@ -59,9 +59,12 @@ def _where(k: int, cell) -> str:
 
 def check_glue_only_in_removed_cells(path: Path) -> list[str]:
     """Every ``glue(...)`` call is in a cell tagged ``remove-cell``."""
+    cells = _code_cells(path)
+    aliases = set(re.findall(r"\bglue\s+as\s+(\w+)", "\n".join(c.source for c in cells)))
+    calls = [_GLUE_CALL] + [re.compile(rf"(?<![\w.]){a}\(") for a in aliases]
     return [f"{_where(k, c)}: calls glue() but is not tagged remove-cell"
-            for k, c in enumerate(_code_cells(path))
-            if _GLUE_CALL.search(c.source) and "remove-cell" not in _tags(c)]
+            for k, c in enumerate(cells)
+            if any(r.search(c.source) for r in calls) and "remove-cell" not in _tags(c)]
 
 
 def check_visible_code_is_short_and_narrow(path: Path) -> list[str]:
@@ -232,6 +235,7 @@ def test_static_checks_pass_on_a_compliant_page():
 
 @pytest.mark.parametrize("check, expected", [
     ("glue", "calls glue() but is not tagged remove-cell"),
+    ("glue", "('raw_glue(\"fx_bad_echo\", 0.125)')"),
     ("code", "columns (at most 79)"),
     ("code", "lines visible"),
     ("output", "ends in the bare expression 'np.float64(0.5) + np.float64(0.25)'"),

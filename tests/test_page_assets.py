@@ -47,3 +47,15 @@ def test_other_text_is_left_alone(text):
 def test_superscript_is_a_real_superscript_node():
     out = page_assets.typeset_number("2.0e-15")
     assert isinstance(out[-1], nodes.superscript) and out[-1].astext() == f"{M}15"
+
+
+def test_numbers_in_glued_markdown_are_typeset():
+    para = nodes.paragraph()
+    para += nodes.Text("error 3.6e-01, gap -0.5, range 1-2, 2021-09, x1e5 and ")
+    para += nodes.literal("1e-3", "1e-3")
+    page_assets.typeset_numbers_in([para])
+    numbers = [n for n in para.findall(nodes.inline) if "glued-number" in n["classes"]]
+    assert [_render(n.astext()) if False else n.astext() for n in numbers] == \
+        [f"3.6\u202f\u00d7\u202f10{M}1", f"{M}0.5"]
+    assert "range 1-2, 2021-09, x1e5 and " in para.astext()
+    assert para.findall(nodes.literal).__next__().astext() == "1e-3"
