@@ -872,8 +872,17 @@ def test_launch_and_download_buttons(browser, site, doc):
 
     binder = [h for h in links if "mybinder.org" in h]
     assert binder, f"no Binder button on {doc}: {links}"
-    m = re.search(r"urlpath=lab/tree/(.+)$", binder[0])
-    assert f"/v2/gh/{org_repo}/" in binder[0] and m and (ROOT / unquote(m.group(1))).exists()
+    # Binder builds the environment from the source branch and nbgitpuller pulls the
+    # published notebook from the pages branch (_ext/notebooks.py, binder_url)
+    assert f"/v2/gh/{org_repo}/" in binder[0], binder[0]
+    pull = unquote(unquote(binder[0].split("urlpath=", 1)[1]))
+    name = org_repo.split("/")[-1]
+    m_pull = re.fullmatch(rf"git-pull\?repo=https://github\.com/{re.escape(org_repo)}"
+                          rf"&branch=([^&]+)&urlpath=lab/tree/{re.escape(name)}/(notebooks/.+\.ipynb)",
+                          pull)
+    assert m_pull, pull
+    assert m_pull.group(1) == config["sphinx"]["config"].get("kexue_pages_branch", "gh-pages")
+    assert (SITE / m_pull.group(2)).exists(), f"Binder opens {m_pull.group(2)}, not in the site"
 
     colab = [h for h in links if "colab.research.google.com" in h]
     assert colab, f"no Colab button on {doc}: {links}"
