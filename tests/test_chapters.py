@@ -211,6 +211,18 @@ def check_exercises_have_solutions(path: Path) -> list[str]:
     return out
 
 
+_GLUE_MD_ROLE_LINE = re.compile(r"^\s*\{glue:md\}`[^`]+`\s*$", re.M)
+
+
+def check_glued_blocks_use_the_directive(path: Path) -> list[str]:
+    """A glued Markdown block (a table) on a line of its own uses the ``{glue:md}``
+    directive with ``:format: myst``: the inline role renders a table as raw text."""
+    _, _, text = _cells(path)
+    return [f"{m.group(0).strip()!r} alone on a line: use ```{{glue:md}} <key>``` with "
+            f":format: myst (the role is inline and shows a table as raw text)"
+            for m in _GLUE_MD_ROLE_LINE.finditer(text)]
+
+
 STATIC_CHECKS = {
     "glue": check_glue_only_in_removed_cells,
     "code": check_visible_code_is_short_and_narrow,
@@ -218,6 +230,7 @@ STATIC_CHECKS = {
     "figures": check_figures_are_numbered_and_described,
     "figure-size": check_figure_sizes,
     "exercises": check_exercises_have_solutions,
+    "glued-blocks": check_glued_blocks_use_the_directive,
 }
 
 
@@ -245,6 +258,7 @@ def test_static_checks_pass_on_a_compliant_page():
     ("figure-size", "figsize width 11 in"),
     ("figure-size", "font size 'fontsize=6' under 9 pt"),
     ("exercises", "exercise fx-ex-bad has no solution and no hint"),
+    ("glued-blocks", "alone on a line: use"),
 ])
 def test_static_checks_catch_each_defect(check, expected):
     found = STATIC_CHECKS[check](FIXTURES / "bad.md")
