@@ -11,7 +11,7 @@ outputs keeps the forward second moment with variance ``1/fan_in`` and the backw
     (fan_in + fan_out) / 2, Glorot and Bengio's choice (``torch.nn.init.xavier_*``);
 ``"geometric"``
     sqrt(fan_in * fan_out), which keeps the end-to-end second moment of a stack that
-    returns to its input width (``ri-thm-stack``);
+    returns to its input width (corollary ``ri-cor-alt``);
 ``"quadratic"``
     (fan_in**2 + fan_out**2) / (fan_in + fan_out), the least-squares compromise.
 
@@ -316,8 +316,8 @@ def predicted_second_moments(widths: Sequence[int], mean: str = "arithmetic",
     gain compensates the activation (1 linear, 2 for ReLU in the second moment). In
     expectation each layer multiplies the per-unit forward second moment by
     d_l / avg and the per-unit backward one by d_{l+1} / avg
-    (eqs. ``ri-eq-stack-fwd`` and ``ri-eq-stack-bwd``); the result is exact for linear and
-    ReLU stacks forward, exact for linear stacks backward.
+    (eq. ``ri-eq-stack``); in expectation the result is exact for linear and ReLU stacks,
+    forward and backward (for ReLU backward by Hanin's path-sum computation).
 
     Parameters
     ----------
