@@ -453,14 +453,16 @@ def sphere_model_entropy(n_words: int, dim: int, *, seed: int | None = None,
     u, v = uv[0].to(dev), uv[1].to(dev)
     block = max(1, 2**22 // n_words)
     # pass 1: log Z by a running log-sum-exp; pass 2: sum_ij e^{s_ij - log Z} s_ij
-    log_z = torch.tensor(-math.inf, dtype=torch.float64, device=dev)
-    for start in range(0, n_words, block):
-        s = u[start:start + block] @ v.T
-        log_z = torch.logaddexp(log_z, torch.logsumexp(s.reshape(-1), 0))
-    mean_s = torch.zeros((), dtype=torch.float64, device=dev)
-    for start in range(0, n_words, block):
-        s = u[start:start + block] @ v.T
-        mean_s = mean_s + (torch.exp(s - log_z) * s).sum()
+    # (one CPU thread: on a shared CPU two threads of these block loops run slower)
+    with cpu_threads(1, device=dev):
+        log_z = torch.tensor(-math.inf, dtype=torch.float64, device=dev)
+        for start in range(0, n_words, block):
+            s = u[start:start + block] @ v.T
+            log_z = torch.logaddexp(log_z, torch.logsumexp(s.reshape(-1), 0))
+        mean_s = torch.zeros((), dtype=torch.float64, device=dev)
+        for start in range(0, n_words, block):
+            s = u[start:start + block] @ v.T
+            mean_s = mean_s + (torch.exp(s - log_z) * s).sum()
     return float(log_z - mean_s)
 
 
