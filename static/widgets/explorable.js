@@ -87,6 +87,8 @@
         input.min = '0';
         input.max = String(c.values.length - 1);
         input.step = '1';
+        // the attribute too: a range input left without one starts at its midpoint
+        input.setAttribute('value', String(c.default));
         input.value = String(c.default);
         input.setAttribute('aria-valuetext', c.labels[c.default]);
       } else {
@@ -100,7 +102,7 @@
         input.value = String(c.default);
       }
       input.id = id;
-      input.name = c.name;
+      input.name = id;  // not the bare control name: the theme fills every input named "q"
       input.dataset.control = c.name;
       function onChange() {
         var j = parseInt(input.value, 10);
@@ -115,6 +117,7 @@
       row.appendChild(input);
       if (c.kind === 'number') row.appendChild(out);
       box.appendChild(row);
+      input.value = String(c.default);  // once in the page, where the browser keeps it
     });
     root.dataset.frame = String(spec.default);
     root.dataset.ready = '1';

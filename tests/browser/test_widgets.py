@@ -267,6 +267,10 @@ def _check_widgets(chromium, base: str, html_dir: Path, page: str) -> dict:
             n_controls = root.locator("[data-control]").count()
             assert n_controls == len(spec["controls"]), (key, n_controls)
             positions = [c["default"] for c in spec["controls"]]
+            for c in spec["controls"]:  # each control starts at the setting shown
+                value = root.locator(f'[data-control="{c["name"]}"]').evaluate("e => e.value")
+                assert value == str(c["default"]), \
+                    f"{page} {key}: {c['name']} starts at position {value}, not {c['default']}"
             shown = p.evaluate(_DISPLAYED, key)
             assert shown["src"] == spec["frames"][spec["default"]]
             # a reader points at the widget before moving a control: the other frames are
