@@ -73,12 +73,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("KEXUE_SITE", ROOT / "_build" / "html"))
 SHOTS = ROOT / "_build" / "screenshots"
-REQUIRED = os.environ.get("KEXUE_BROWSER_REQUIRED") == "1"
+from .conftest import REQUIRED  # noqa: E402
 SERVER_LIFETIME_S = 1800
 NAV_TIMEOUT_MS = 90_000
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
+from .conftest import CHROMIUM_ARGS  # noqa: E402
 
 # TeX that must never be visible as text once MathJax has run
 RAW_TEX = re.compile(
@@ -89,22 +87,9 @@ RAW_TEX = re.compile(
 WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
 
 
-def _unavailable(reason: str):
-    if REQUIRED:
-        pytest.fail(f"{reason} (KEXUE_BROWSER_REQUIRED=1, so this fails instead of skipping)")
-    pytest.skip(reason)
-
-
-def _chromium() -> str | None:
-    env = os.environ.get("KEXUE_CHROMIUM")
-    if env:
-        return env if Path(env).exists() else None
-    if Path("/usr/bin/chromium").exists():
-        return "/usr/bin/chromium"
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
+# one copy of these, shared with test_widgets.py
+from .conftest import chromium_executable as _chromium  # noqa: E402
+from .conftest import unavailable as _unavailable  # noqa: E402
 
 
 def _toc_pages() -> list[str]:
