@@ -31,6 +31,25 @@ def unavailable(reason: str):
     pytest.skip(reason)
 
 
+def keep_local(context, base: str) -> list[str]:
+    """Abort every request of ``context`` that leaves ``base``'s host; return the list that
+    records them (a test fails on any entry: the site must be self-contained)."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(base).netloc
+    problems: list[str] = []
+
+    def route(r):
+        if urlsplit(r.request.url).netloc != host:
+            problems.append(f"request leaves localhost: {r.request.url}")
+            r.abort()
+        else:
+            r.continue_()
+
+    context.route("**/*", route)
+    return problems
+
+
 def chromium_executable() -> str | None:
     env = os.environ.get("KEXUE_CHROMIUM")
     if env:

@@ -76,7 +76,6 @@ SHOTS = ROOT / "_build" / "screenshots"
 from .conftest import REQUIRED  # noqa: E402
 SERVER_LIFETIME_S = 1800
 NAV_TIMEOUT_MS = 90_000
-from .conftest import CHROMIUM_ARGS  # noqa: E402
 
 # TeX that must never be visible as text once MathJax has run
 RAW_TEX = re.compile(
@@ -88,7 +87,7 @@ WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
 
 
 # one copy of these, shared with test_widgets.py
-from .conftest import chromium_executable as _chromium  # noqa: E402
+from .conftest import keep_local  # noqa: E402
 from .conftest import unavailable as _unavailable  # noqa: E402
 
 
@@ -154,21 +153,9 @@ def site():
 
 
 @pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the Python package playwright is not installed (pip install playwright)")
-    exe = _chromium()
-    if exe is None:
-        _unavailable("no Chromium found (apt-get install chromium, or set KEXUE_CHROMIUM)")
-    with sync_playwright() as pw:
-        # Playwright starts Chromium with a fresh temporary profile (--user-data-dir)
-        browser = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+def browser(chromium):
+    """The shared headless Chromium of ``conftest.py`` (a fresh profile per context)."""
+    return chromium
 
 
 class _Anchors(HTMLParser):
@@ -293,17 +280,7 @@ def _open(browser, site: str, page: str, theme: str, first_visit: bool = False):
     if not first_visit:
         context.add_init_script(f"try {{ localStorage.setItem('mode', '{theme}'); "
                                 f"localStorage.setItem('theme', '{theme}'); }} catch (e) {{}}")
-    host = urlsplit(site).netloc
-    problems: list[str] = []
-
-    def route(r):
-        if urlsplit(r.request.url).netloc != host:
-            problems.append(f"request leaves localhost: {r.request.url}")
-            r.abort()
-        else:
-            r.continue_()
-
-    context.route("**/*", route)
+    problems = keep_local(context, site)
     p = context.new_page()
     p.pending = {}  # url -> count of requests in flight
     p.on("request", lambda r: p.pending.__setitem__(r.url, p.pending.get(r.url, 0) + 1))

@@ -44,11 +44,7 @@ import pytest
 import yaml
 
 
-def unavailable(reason: str):
-    """Skip, or fail under ``KEXUE_BROWSER_REQUIRED=1`` (as tests/browser/conftest.py)."""
-    if os.environ.get("KEXUE_BROWSER_REQUIRED") == "1":
-        pytest.fail(f"{reason} (KEXUE_BROWSER_REQUIRED=1, so this fails instead of skipping)")
-    pytest.skip(reason)
+from .conftest import keep_local, unavailable  # noqa: E402
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,17 +120,7 @@ def _open(chromium, base: str, page: str, *, javascript: bool = True):
                                    java_script_enabled=javascript)
     context.add_init_script("try { localStorage.setItem('mode', 'light'); "
                             "localStorage.setItem('theme', 'light'); } catch (e) {}")
-    host = urlsplit(base).netloc
-    problems: list[str] = []
-
-    def route(r):
-        if urlsplit(r.request.url).netloc != host:
-            problems.append(f"request leaves localhost: {r.request.url}")
-            r.abort()
-        else:
-            r.continue_()
-
-    context.route("**/*", route)
+    problems = keep_local(context, base)
     p = context.new_page()
     p.responses = []
     p.pending = set()
