@@ -92,6 +92,17 @@ class SiteIndex:
                         body.get_text().split())))
         return self._entries
 
+    @staticmethod
+    def _equations(soup) -> dict:
+        """equation label -> the number the page shows for it, e.g. ``"12"``."""
+        found = {}
+        for div in soup.select("[id^='equation-']"):
+            eqno = div.select_one(".eqno")
+            if eqno is not None:
+                number = eqno.get_text().strip().strip("()#").strip().strip("()")
+                found[div["id"][len("equation-"):]] = number
+        return found
+
     def _site_wide(self) -> tuple[dict, dict]:
         """Numbered elements and equations of every page (labels are unique in the book)."""
         if not hasattr(self, "_global"):
@@ -103,11 +114,8 @@ class SiteIndex:
                 soup = self._page(rel)
                 for ident, text in self._caption_numbers(soup).items():
                     shown.setdefault(ident, text)
-                for div in soup.select("[id^='equation-']"):
-                    eqno = div.select_one(".eqno")
-                    if eqno is not None:
-                        number = eqno.get_text().strip().strip("()#").strip().strip("()")
-                        equations.setdefault(div["id"][len("equation-"):], number)
+                for label, number in self._equations(soup).items():
+                    equations.setdefault(label, number)
             self._global = (shown, equations)
         return self._global
 
@@ -126,12 +134,7 @@ class SiteIndex:
                 targets[label] = shown[ident]
             elif title:
                 targets.setdefault(label, title)
-        equations = dict(site_equations)
-        for div in soup.select("[id^='equation-']"):
-            eqno = div.select_one(".eqno")
-            if eqno is not None:
-                number = eqno.get_text().strip().strip("()#").strip().strip("()")
-                equations[div["id"][len("equation-"):]] = number
+        equations = {**site_equations, **self._equations(soup)}
         blocks = []
         for span in soup.select("div.admonition > p.admonition-title > span.caption-number"):
             text = span.get_text().strip()
