@@ -111,3 +111,32 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+def _xdist_group(item) -> str | None:
+    """The group a browser test runs in under ``pytest -n N --dist loadgroup``: every test of
+    one page together (the page's measurements are cached per process and shared by its
+    checks), the tests of each fixture site together (the fixture is built once, in one
+    place), anything else anywhere."""
+    names = getattr(item, "fixturenames", ())
+    if "fixture_site" in names:
+        return "fixture-site"
+    if "fixture_html" in names:
+        return "fixture-widgets"
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    page = params.get("page") or params.get("doc")
+    if isinstance(page, str):
+        return page.removesuffix(".html")
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tag the browser tests with their ``xdist_group`` (see :func:`_xdist_group`), so that
+    ``.ci/run`` can spread them over several processes, one page per process at a time."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here not in Path(str(item.path)).resolve().parents:
+            continue
+        group = _xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))

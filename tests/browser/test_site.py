@@ -3,7 +3,9 @@
 Serves ``_build/html`` on 127.0.0.1 (an ephemeral port, a daemon thread that stops when
 the module's tests end, or after ``SERVER_LIFETIME_S`` at the latest) and opens every page
 in ``_toc.yml``, plus the index, search, general-index and module-index pages, once in the
-light theme and once in the dark. A page fails when it has
+light theme (stored, as the theme switch stores it) and once in the dark (a first visit on a
+system in dark mode). Each page is loaded once per theme and process; every check of the page
+reads that visit (``visit``). A page fails when it has
 
 - mathematics MathJax did not render (a ``.math`` element with no ``mjx-container``, raw TeX
   such as ``$$``, ``\\begin``, ``\\frac`` in a text node outside code, or a MathJax error),
@@ -14,8 +16,9 @@ light theme and once in the dark. A page fails when it has
 - a widget (``application/vnd.jupyter.widget-view+json``) that did not render its controls,
   or an ``interact`` whose output area stayed empty.
 
-Screenshots go to ``_build/screenshots/<page>-<theme>.png`` (full page), and each widget
-to ``<page>-widget<k>-<theme>.png``.
+Screenshots of a page that fails go to ``_build/screenshots/<page>-<theme>.png`` (full
+page), and each of its widgets to ``<page>-widget<k>-<theme>.png``; ``KEXUE_SCREENSHOTS=1``
+takes them of every page.
 
 Page quality (issue 14), ``test_page_quality[<page>-<check>]`` on every page of the toc,
 measured at 1280 px (light), at 390 px and in the dark theme:
@@ -73,6 +76,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("KEXUE_SITE", ROOT / "_build" / "html"))
 SHOTS = ROOT / "_build" / "screenshots"
+SCREENSHOTS = os.environ.get("KEXUE_SCREENSHOTS") == "1"
 from .conftest import REQUIRED  # noqa: E402
 SERVER_LIFETIME_S = 1800
 NAV_TIMEOUT_MS = 90_000
@@ -332,52 +336,105 @@ def _check_links(p, site: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("theme", ["light", "dark"])
-@pytest.mark.parametrize("page", PAGES)
-def test_page_renders(browser, site, page, theme):
-    context, p, problems = _open(browser, site, page, theme)
+def _screenshots(p, page: str, theme: str) -> None:
+    """The whole page, and each widget, as PNGs in ``SHOTS`` (a full-page screenshot of a
+    long chapter costs seconds: taken when the page fails, or for every page with
+    ``KEXUE_SCREENSHOTS=1``)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    stem = page.removesuffix(".html").replace("/", "_")
+    p.screenshot(path=str(SHOTS / f"{stem}-{theme}.png"), full_page=True)
+    subareas = p.locator(".widget-subarea")
+    for k in range(subareas.count()):
+        subareas.nth(k).scroll_into_view_if_needed()
+        subareas.nth(k).screenshot(path=str(SHOTS / f"{stem}-widget{k}-{theme}.png"))
+
+
+def _render_problems(p, site: str) -> list[str]:
+    """What a reader would see broken on the open page ``p``: unrendered mathematics, raw
+    TeX, widgets without controls, broken images, broken local links."""
+    problems: list[str] = []
+    p.evaluate(_WAIT_FOR_MATHJAX)
+    math = p.evaluate(_MATH_STATE)
+    problems += [f"math not rendered: {t!r}" for t in math["unrendered"]]
+    problems += [f"MathJax error: {t!r}" for t in math["errors"]]
+    for text in p.evaluate(_RAW_TEXT_NODES):
+        m = RAW_TEX.search(text)
+        if m:
+            problems.append(f"raw TeX in the text: {m.group(0)!r} in {text.strip()[:100]!r}")
+
+    n_views = p.locator(WIDGET_VIEW).count()
+    if n_views:
+        try:
+            p.wait_for_function(_WIDGETS_RENDERED, timeout=60_000)
+        except Exception:  # reported below, view by view
+            pass
+        for w in p.evaluate(_WIDGET_REPORT):
+            if not w["rendered"]:
+                problems.append(f"widget {w['model']} did not render")
+            elif not w["controls"]:
+                problems.append(f"widget {w['model']} rendered no controls")
+            if any(n <= 0 for n in w["interacts"]):
+                problems.append(f"widget {w['model']}: interact output is empty")
+
+    problems += [f"broken image: {src}" for src in p.evaluate(_BROKEN_IMAGES)]
+    problems += _check_links(p, site)
+    return problems
+
+
+_VISITS: dict[tuple[str, str, str], dict] = {}
+
+
+def visit(browser, site: str, page: str, theme: str) -> dict:
+    """Open ``page`` once per test process and theme, and measure everything the checks of
+    that page need; the tests of one page read the result (``.ci/run`` keeps a page's tests
+    in one process: ``--dist loadgroup``, groups set in ``conftest.py``). Each page load of a
+    long chapter costs seconds of MathJax typesetting: eight loads per chapter became two.
+
+    ``light``: the theme stored in localStorage, as the theme switch stores it. ``dark``: a
+    first visit (nothing stored) on a system in dark mode: the page must follow the system
+    theme without the console error "Got invalid theme mode" (html_context default_mode).
+
+    Returns a dict: ``load`` (console errors, failed or non-local requests, responses >= 400,
+    requests that never end), ``theme`` (the theme the page shows), ``render`` (see
+    :func:`_render_problems`), and for the light visit of a page in the toc ``quality``
+    (:func:`measure_quality`'s checks), ``citations`` and ``buttons`` (the launch and
+    download links, and whether there is a Live Code button).
+    """
+    key = (site, page, theme)
+    if key in _VISITS:
+        return _VISITS[key]
+    context, p, problems = _open(browser, site, page, theme, first_visit=(theme == "dark"))
+    out: dict = {"load": problems}
     try:
         if page == "index.html":  # the root redirects to the introduction
             p.wait_for_url(f"**/{TOC[0]}.html", timeout=NAV_TIMEOUT_MS)
             p.wait_for_load_state("load")
         problems += _settle(p)
-        assert p.evaluate("document.documentElement.dataset.theme") == theme
-
-        p.evaluate(_WAIT_FOR_MATHJAX)
-        math = p.evaluate(_MATH_STATE)
-        problems += [f"math not rendered: {t!r}" for t in math["unrendered"]]
-        problems += [f"MathJax error: {t!r}" for t in math["errors"]]
-        for text in p.evaluate(_RAW_TEXT_NODES):
-            m = RAW_TEX.search(text)
-            if m:
-                problems.append(f"raw TeX in the text: {m.group(0)!r} in {text.strip()[:100]!r}")
-
-        n_views = p.locator(WIDGET_VIEW).count()
-        if n_views:
-            try:
-                p.wait_for_function(_WIDGETS_RENDERED, timeout=60_000)
-            except Exception:  # reported below, view by view
-                pass
-            for k, w in enumerate(p.evaluate(_WIDGET_REPORT)):
-                if not w["rendered"]:
-                    problems.append(f"widget {w['model']} did not render")
-                elif not w["controls"]:
-                    problems.append(f"widget {w['model']} rendered no controls")
-                if any(n <= 0 for n in w["interacts"]):
-                    problems.append(f"widget {w['model']}: interact output is empty")
-
-        problems += [f"broken image: {src}" for src in p.evaluate(_BROKEN_IMAGES)]
-        problems += _check_links(p, site)
-
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        stem = page.removesuffix(".html").replace("/", "_")
-        p.screenshot(path=str(SHOTS / f"{stem}-{theme}.png"), full_page=True)
-        subareas = p.locator(".widget-subarea")
-        for k in range(subareas.count()):
-            subareas.nth(k).scroll_into_view_if_needed()
-            subareas.nth(k).screenshot(path=str(SHOTS / f"{stem}-widget{k}-{theme}.png"))
+        out["theme"] = p.evaluate("document.documentElement.dataset.theme")
+        out["render"] = _render_problems(p, site)
+        if theme == "light" and page.removesuffix(".html") in TOC:
+            out["citations"] = p.evaluate(_CITATIONS)
+            out["buttons"] = {
+                "links": p.eval_on_selector_all(
+                    ".dropdown-launch-buttons a, .dropdown-download-buttons a",
+                    "as => as.map(a => a.getAttribute('href') || '')"),
+                "thebe": p.locator(".btn-launch-thebe").count() > 0}
+            out["quality"] = _measure_quality_on(p)
+        if out["render"] or problems or SCREENSHOTS:
+            _screenshots(p, page, theme)
     finally:
         context.close()
+    _VISITS[key] = out
+    return out
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders(browser, site, page, theme):
+    v = visit(browser, site, page, theme)
+    problems = v["load"] + v["render"]
+    if v["theme"] != theme:
+        problems.append(f"the page shows the theme {v['theme']!r}, not {theme!r}")
     assert not problems, f"{page} ({theme}):\n  " + "\n  ".join(problems)
 
 
@@ -618,6 +675,28 @@ async ({phone, dark}) => {
    .replace("MAX_CODE_SHARE", str(MAX_CODE_SHARE))
 
 
+def _measure_quality_on(p, css: str | None = None) -> dict[str, list[str]]:
+    """:func:`measure_quality` on a page already open and settled (light theme, desktop)."""
+    if css:
+        p.add_style_tag(content=css)
+    p.evaluate(_WAIT_FOR_MATHJAX)
+    p.evaluate(_EXPAND_ALL)
+    p.wait_for_timeout(300)
+    out = p.evaluate(_QUALITY, {"phone": False, "dark": False})
+    p.set_viewport_size(PHONE)
+    p.wait_for_timeout(500)
+    phone = p.evaluate(_QUALITY, {"phone": True, "dark": False})
+    out["equations"] += [f"[{PHONE['width']} px] {m}" for m in phone["equations"]]
+    p.set_viewport_size(DESKTOP)
+    p.evaluate("document.documentElement.dataset.theme = 'dark'")
+    p.wait_for_timeout(300)
+    dark = p.evaluate(_QUALITY, {"phone": False, "dark": True})
+    out["figures"] += [f"[dark] {m}" for m in dark["figures"]]
+    p.evaluate("document.documentElement.dataset.theme = 'light'")
+    p.set_viewport_size(DESKTOP)
+    return out
+
+
 def measure_quality(browser, site: str, page: str, css: str | None = None
                     ) -> dict[str, list[str]]:
     """Measure ``page`` at desktop and phone widths and in the dark theme.
@@ -629,21 +708,7 @@ def measure_quality(browser, site: str, page: str, css: str | None = None
     context, p, problems = _open(browser, site, page, "light")
     try:
         problems += _settle(p)
-        if css:
-            p.add_style_tag(content=css)
-        p.evaluate(_WAIT_FOR_MATHJAX)
-        p.evaluate(_EXPAND_ALL)
-        p.wait_for_timeout(300)
-        out = p.evaluate(_QUALITY, {"phone": False, "dark": False})
-        p.set_viewport_size(PHONE)
-        p.wait_for_timeout(500)
-        phone = p.evaluate(_QUALITY, {"phone": True, "dark": False})
-        out["equations"] += [f"[{PHONE['width']} px] {m}" for m in phone["equations"]]
-        p.set_viewport_size(DESKTOP)
-        p.evaluate("document.documentElement.dataset.theme = 'dark'")
-        p.wait_for_timeout(300)
-        dark = p.evaluate(_QUALITY, {"phone": False, "dark": True})
-        out["figures"] += [f"[dark] {m}" for m in dark["figures"]]
+        out = _measure_quality_on(p, css)
     finally:
         context.close()
     out["load"] = problems
@@ -665,10 +730,7 @@ def test_page_quality(browser, site, page, check):
     undimmed card in the dark theme), ``code`` (visible code cells and outputs fit the
     column without scrolling; visible code under a fifth of the page's height), ``numbers``
     (glued numbers in the text's weight; no E notation such as 2e-15 in the text)."""
-    key = (site, page)
-    if key not in _QUALITY_CACHE:
-        _QUALITY_CACHE[key] = measure_quality(browser, site, page)
-    found = _QUALITY_CACHE[key][check]
+    found = visit(browser, site, page, "light")["quality"][check]
     assert not found, f"{page}: {len(found)} {check} problem(s):\n  " + "\n  ".join(found)
 
 
@@ -689,7 +751,10 @@ def _first_visit_problems(browser, site, page, theme):
 def test_first_visit_has_no_console_error(browser, site, page, theme):
     """A first visit (no theme stored yet) follows the system theme without the console
     error "Got invalid theme mode: . Resetting to auto." (html_context default_mode)."""
-    problems = _first_visit_problems(browser, site, page, theme)
+    v = visit(browser, site, page, theme)       # the dark visit is a first visit
+    problems = list(v["load"])
+    if v["theme"] != theme:
+        problems.append(f"system theme {theme} but the page shows {v['theme']!r}")
     assert not problems, "\n".join(problems)
 
 
@@ -752,12 +817,9 @@ _CITATIONS = """
 def test_citations_are_told_apart(browser, site, doc):
     """Each citation text ([Su, 2021a]) leads to one bibliography entry, and each entry is
     cited by one text: different articles never share a label."""
-    context, p, problems = _open(browser, site, f"{doc}.html", "light")
-    try:
-        cites = [c for c in p.evaluate(_CITATIONS) if c[0] and not c[0].startswith("[")]
-    finally:
-        context.close()
-    assert not problems, "\n".join(problems)
+    v = visit(browser, site, f"{doc}.html", "light")
+    assert not v["load"], "\n".join(v["load"])
+    cites = [c for c in v["citations"] if c[0] and not c[0].startswith("[")]
     cites = [c for c in cites if re.search(r"\d{4}[a-z]?$|n\.d\.", c[0])]
     assert cites, f"{doc}: no author-year citations found"
     by_text: dict[str, set[str]] = {}
@@ -820,16 +882,10 @@ def test_search_works_offline(browser, site):
 @pytest.mark.parametrize("doc", NOTEBOOKS)
 def test_launch_and_download_buttons(browser, site, doc):
     """Binder opens the chapter's source; Colab and the download button get its .ipynb."""
-    context, p, problems = _open(browser, site, f"{doc}.html", "light")
-    try:
-        links = p.eval_on_selector_all(
-            ".dropdown-launch-buttons a, .dropdown-download-buttons a",
-            "as => as.map(a => a.getAttribute('href') || '')")
-        has_thebe = p.locator(".btn-launch-thebe").count() > 0
-        config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
-    finally:
-        context.close()
-    assert not problems, "\n".join(problems)
+    v = visit(browser, site, f"{doc}.html", "light")
+    assert not v["load"], "\n".join(v["load"])
+    links, has_thebe = v["buttons"]["links"], v["buttons"]["thebe"]
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     org_repo = urlsplit(config["repository"]["url"].rstrip("/")).path.strip("/")
 
     binder = [h for h in links if "mybinder.org" in h]

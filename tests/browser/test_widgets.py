@@ -14,7 +14,10 @@ dropdowns) and checks after each move that
 - the figure changes and shows the frame of that setting: the pixels Chromium draws equal
   those of the frame file the test computes for the setting (row-major over the controls),
 - the readout shows the value,
-- the new figure is on screen within 100 ms of the key press (measured in the page),
+- the new figure is on screen within 100 ms of the key press (measured in the page) at
+  the median over all the page's moves, and no move takes over 1 s (a single move on a
+  shared CI machine measures the machine's load as much as the widget: the browser tests
+  run several pages at once),
 
 and then moves the controls to the setting that the build drew through the live ipywidgets
 widget (``check`` in the widget's data) and compares the pixels with that drawing. With
@@ -33,6 +36,7 @@ import io
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -55,7 +59,8 @@ FIXTURE_INPUTS = [*FIXTURE.rglob("*.md"), *FIXTURE.rglob("*.yml"),
                   ROOT / "kexue_helpers" / "widgets.py", *(ROOT / "_ext").glob("*.py"),
                   *(p for p in (ROOT / "static").rglob("*") if p.is_file())]
 MAX_FIRST_LOAD = 3_000_000   # bytes, uncompressed
-MAX_RESPONSE_MS = 100.0
+MAX_RESPONSE_MS = 100.0       # the median move
+MAX_SINGLE_MOVE_MS = 1000.0   # any move
 NAV_TIMEOUT_MS = 90_000
 WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
 
@@ -240,7 +245,8 @@ def _move(p, spec: dict, i: int, target: int, positions: list[int]) -> float:
 
 def _check_widgets(chromium, base: str, html_dir: Path, page: str) -> dict:
     context, p, problems = _open(chromium, base, page)
-    report = {"widgets": 0, "moves": 0, "max_ms": 0.0}
+    report = {"widgets": 0, "moves": 0, "max_ms": 0.0, "median_ms": 0.0}
+    times: list[float] = []
     try:
         p.wait_for_function("() => Array.from(document.querySelectorAll('.kexue-explorable'))"
                             ".every(r => r.dataset.ready === '1')", timeout=NAV_TIMEOUT_MS)
@@ -285,7 +291,8 @@ def _check_widgets(chromium, base: str, html_dir: Path, page: str) -> dict:
                         f"{where}: the figure is not the frame for this setting"
                     assert c["labels"][target] in shown["readouts"] or c["kind"] == "string", \
                         f"{where}: readout {shown['readouts']}"
-                    assert ms <= MAX_RESPONSE_MS, f"{where}: {ms:.0f} ms to show the frame"
+                    assert ms <= MAX_SINGLE_MOVE_MS, f"{where}: {ms:.0f} ms to show the frame"
+                    times.append(ms)
                     report["moves"] += 1
                     report["max_ms"] = max(report["max_ms"], ms)
             # the setting the build drew through the live ipywidgets widget
@@ -305,6 +312,10 @@ def _check_widgets(chromium, base: str, html_dir: Path, page: str) -> dict:
     finally:
         context.close()
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+    report["median_ms"] = statistics.median(times)
+    assert report["median_ms"] <= MAX_RESPONSE_MS, \
+        f"{page}: the median move takes {report['median_ms']:.0f} ms to show its frame " \
+        f"(over {len(times)} moves; slowest {max(times):.0f} ms)"
     return report
 
 
