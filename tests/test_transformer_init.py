@@ -157,12 +157,12 @@ def test_ffn_branch_brief_values():
 
 
 def test_ffn_branch_relu_he_closed_form():
-    # He std^2 = 2/m on both layers, d_ff = d_model = m: the hidden second moment is
-    # m * (2/m) * 1/2 * 2 = ... pre-activation variance 2, after ReLU 1; the second,
-    # linear layer with He std doubles it again: 2 (LeCun's 1/m would keep 1)
+    # He std^2 = 2/m on both layers, d_ff = d_model = m: pre-activation variance 2,
+    # after ReLU 1, and the second (linear) layer with He's std doubles it: 2.
+    # LeCun's 1/m: variance 1, after ReLU 1/2, kept by the linear layer: 1/2
     m = 256
     assert T.ffn_branch_second_moment(m, m, math.sqrt(2 / m), "relu") == pytest.approx(2.0)
-    assert T.ffn_branch_second_moment(m, m, math.sqrt(1 / m), "relu") == pytest.approx(0.25)
+    assert T.ffn_branch_second_moment(m, m, math.sqrt(1 / m), "relu") == pytest.approx(0.5)
 
 
 def test_ffn_branch_monte_carlo():
