@@ -236,8 +236,8 @@ def test_can_per_sample_matches_literal_loop(iters, alpha):
     Q, low = I.can(P, prior, k=3, tau=0.6, iters=iters, alpha=alpha)
     assert low.any() and (~low).any()
     if alpha == 1.0 or iters == 1:
-        # Su's code re-applies the power every round; the helper (and the paper) only in
-        # the first, so they agree whenever that makes no difference
+        # Su's code re-applies the power every round, the helper only in the first:
+        # they agree whenever that makes no difference
         assert np.allclose(Q, _literal_can(P, prior, 3, 0.6, iters, alpha), atol=1e-13)
     assert np.array_equal(Q[~low], P[~low])
     assert np.allclose(Q.sum(1), 1)
