@@ -175,3 +175,23 @@ def test_a_failing_cell_is_named_and_the_rest_still_run(tmp_path):
     assert res.nb.cells[-1].outputs[0]["data"]["text/plain"] == "2"   # cell 2 still ran
     stopped = mod.execute(mod.read_notebook(src), tmp_path, timeout=60, allow_errors=False)
     assert list(stopped.errors) == [1] and stopped.nb.cells[-1].outputs == []
+
+
+def test_bibliography_keys_are_unique_and_every_bib_file_is_read():
+    """A key defined in two ``book/bib/*.bib`` files makes sphinxcontrib-bibtex drop the
+    second file whole (every citation of it then fails the strict build); a file missing
+    from ``bibtex_bibfiles`` is never read. Both are caught here, before a build."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    listed = set(config["bibtex_bibfiles"])
+    files = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "book" / "bib").glob("*.bib"))
+    assert set(files) == listed, (f"bib files not in _config.yml: {sorted(set(files) - listed)}; "
+                                  f"listed but missing: {sorted(listed - set(files))}")
+    seen: dict[str, str] = {}
+    clashes = []
+    for f in files:
+        for key in re.findall(r"^@\w+\s*\{\s*([^,\s]+)\s*,", (ROOT / f).read_text(encoding="utf-8"),
+                              flags=re.M):
+            if key.lower() in seen:
+                clashes.append(f"{key} in {f} and {seen[key.lower()]}")
+            seen.setdefault(key.lower(), f)
+    assert not clashes, "bibliography keys defined twice: " + "; ".join(clashes)
