@@ -342,11 +342,14 @@ def _screenshots(p, page: str, theme: str) -> None:
     ``KEXUE_SCREENSHOTS=1``)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     stem = page.removesuffix(".html").replace("/", "_")
-    p.screenshot(path=str(SHOTS / f"{stem}-{theme}.png"), full_page=True)
-    subareas = p.locator(".widget-subarea")
-    for k in range(subareas.count()):
-        subareas.nth(k).scroll_into_view_if_needed()
-        subareas.nth(k).screenshot(path=str(SHOTS / f"{stem}-widget{k}-{theme}.png"))
+    try:  # a screenshot that times out must not hide the page's own problems
+        p.screenshot(path=str(SHOTS / f"{stem}-{theme}.png"), full_page=True, timeout=60_000)
+        subareas = p.locator(".widget-subarea")
+        for k in range(subareas.count()):
+            subareas.nth(k).scroll_into_view_if_needed()
+            subareas.nth(k).screenshot(path=str(SHOTS / f"{stem}-widget{k}-{theme}.png"))
+    except Exception as e:  # noqa: BLE001 (reported, not raised)
+        print(f"screenshot of {page} ({theme}) failed: {type(e).__name__}")
 
 
 def _render_problems(p, site: str) -> list[str]:
