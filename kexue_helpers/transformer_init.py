@@ -25,6 +25,7 @@ the articles; no assumption is made on the mean of the inputs.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, Sequence, Union
 
 import numpy as np
@@ -122,6 +123,8 @@ def truncnorm_variance_factor(a: float = -2.0, b: float = 2.0) -> float:
     a, b = _check_nan(a, "a"), _check_nan(b, "b")
     if not a < b:
         raise ValueError(f"a must be smaller than b; got a={a!r}, b={b!r}")
+    if a > 0:  # reflect into the left tail, where ndtr(b) - ndtr(a) does not cancel
+        a, b = -b, -a
     z = special.ndtr(b) - special.ndtr(a)
     if z <= 0:  # both bounds far in one tail: use the tail formula via scipy
         return float(stats.truncnorm(a, b).var())
@@ -210,8 +213,10 @@ def _resolve(fn: ActivationLike, name: str = "fn") -> Callable[[np.ndarray], np.
 def activation_second_moment(fn: ActivationLike, mean: float = 0.0, std: float = 1.0) -> float:
     """``E[fn(z)^2]`` for ``z ~ N(mean, std^2)``, by adaptive quadrature.
 
-    The integral is split at ``z = 0`` (where ReLU, SELU and user functions often have a
-    kink) and each half is integrated over the half-line by ``scipy.integrate.quad``.
+    The integral is taken in the standardised variable ``u = (z - mean) / std``, so the
+    Gaussian weight is centred at ``u = 0`` however narrow or far from 0 it is, and split
+    at ``u = 0`` and at ``u = -mean / std`` (the point ``z = 0``, where ReLU, SELU and
+    user functions often have a kink); each piece goes to ``scipy.integrate.quad``.
 
     Parameters
     ----------
@@ -243,13 +248,19 @@ def activation_second_moment(fn: ActivationLike, mean: float = 0.0, std: float =
     mean = check_real(mean, "mean")
     std = check_real(std, "std", low=0.0)
 
-    def integrand(x: float) -> float:
+    def integrand(u: float) -> float:
+        x = mean + std * u
         v = float(np.asarray(f(np.asarray([x], dtype=float)), dtype=float).reshape(-1)[0])
-        return v * v * math.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
+        return v * v * math.exp(-0.5 * u * u) / math.sqrt(2 * math.pi)
 
+    # standardised variable u = (z - mean) / std: the Gaussian weight is always centred
+    # at u = 0, whatever mean and std; the kink z = 0 sits at u = -mean / std
+    kink = -mean / std
+    cuts = sorted({0.0, kink}) if math.isfinite(kink) else [0.0]
+    edges = [-np.inf, *cuts, np.inf]
     total = 0.0
-    for lo, hi in ((-np.inf, 0.0), (0.0, np.inf)):
-        val, _ = integrate.quad(integrand, lo, hi, epsabs=1e-13, epsrel=1e-11, limit=200)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        val, _ = integrate.quad(integrand, lo, hi, epsabs=0.0, epsrel=1e-11, limit=200)
         total += val
     return float(total)
 
@@ -377,7 +388,7 @@ def postnorm_path_weights(branch_second_moments: Sequence[float]) -> np.ndarray:
     if bad.any():
         k = int(np.argmax(bad))
         raise ValueError(f"branch_second_moments must be finite and >= 0; entry {k} is "
-                         f"{s[k]!r}")
+                         f"{float(s[k])!r}")
     factors = 1.0 / np.sqrt(1.0 + s)
     tail = np.cumprod(factors[::-1])[::-1]          # prod_{k=l}^{L-1}
     return np.concatenate([[tail[0]], tail])
@@ -407,7 +418,7 @@ def ntk_equivalent_adam(lr: float, eps: float, fan_in: int) -> tuple[float, floa
     Raises
     ------
     ValueError
-        If ``fan_in < 1``, ``lr <= 0`` or ``eps < 0``.
+        If ``fan_in`` is not an integer or ``< 1``, ``lr <= 0`` or ``eps < 0``.
 
     Examples
     --------
@@ -416,6 +427,9 @@ def ntk_equivalent_adam(lr: float, eps: float, fan_in: int) -> tuple[float, floa
     """
     lr = check_real(lr, "lr", low=0.0)
     eps = check_real(eps, "eps", low=0.0, low_open=False)
+    if isinstance(fan_in, bool) or not isinstance(fan_in, numbers.Integral):
+        raise ValueError(f"fan_in must be an integer >= 1; got {fan_in!r} of type "
+                         f"{type(fan_in).__name__}")
     fan_in = check_int(fan_in, "fan_in", minimum=1)
     root = math.sqrt(fan_in)
     return lr / root, eps * root

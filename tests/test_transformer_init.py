@@ -272,3 +272,63 @@ def test_hugging_face_bert_init_is_a_plain_normal():
     assert abs(w.std().item() - 0.02) < 5 * se
     assert w.abs().max().item() > 0.04   # not truncated at 2 std
     assert abs(w.std().item() - T.tf_truncated_normal_effective_std(0.02)) > 20 * se
+
+
+def test_hugging_face_t5_qkv_stds():
+    """T5 puts the whole 1/sqrt(d_kv) on W_q: std (d_model d_kv)^-1/2; W_k, W_v d_model^-1/2."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.T5Config(vocab_size=100, d_model=256, d_kv=32, num_heads=8, d_ff=512,
+                                num_layers=1, num_decoder_layers=1)
+    sa = transformers.T5Model(cfg).encoder.block[0].layer[0].SelfAttention
+    pred = {"q": (256 * 32) ** -0.5, "k": 256 ** -0.5, "v": 256 ** -0.5}
+    for name, want in pred.items():
+        w = getattr(sa, name).weight.double()
+        se = want / math.sqrt(2 * w.numel())
+        assert abs(w.std().item() - want) < 5 * se, name
+    # q and k differ by a factor sqrt(d_kv): the test would fail for the symmetric version
+    assert abs(sa.k.weight.std().item() / sa.q.weight.std().item() - math.sqrt(32)) < 0.3
+
+
+# --------------------------------------------------------------------------------------
+# regressions: far tails and narrow or distant Gaussians (referee round 1, M5)
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("a, b", [(8.0, 9.0), (6.0, 7.0), (-9.0, -8.0), (3.0, np.inf),
+                                  (-np.inf, -5.0)])
+def test_variance_factor_far_tails_match_scipy(a, b):
+    got, want = T.truncnorm_variance_factor(a, b), stats.truncnorm(a, b).var()
+    assert 0 < got <= 1
+    assert abs(got / want - 1) < 1e-8
+
+
+@pytest.mark.parametrize("fn, mean, std, want", [
+    (lambda x: x, 5.0, 0.01, 25.0001),               # narrow and far from 0
+    (lambda x: x, 0.0, 1e5, 1e10),                   # very wide
+    (lambda x: x, -3.0, 2.0, 13.0),
+    ("relu", 4.0, 0.5, None),                        # kink far in the tail
+])
+def test_activation_second_moment_narrow_or_distant(fn, mean, std, want):
+    got = T.activation_second_moment(fn, mean, std)
+    if want is None:   # relu with mean >> std: E[z^2; z > 0] = mean^2 + std^2 up to 1e-15
+        want = mean**2 + std**2
+    assert abs(got / want - 1) < 1e-9
+
+
+def test_activation_second_moment_tanh_far_from_zero_monte_carlo():
+    rng = np.random.default_rng(0)
+    z = 20 + 0.2 * rng.standard_normal(200_000)
+    mc = np.mean(np.tanh(z) ** 2)
+    assert abs(T.activation_second_moment("tanh", 20.0, 0.2) - mc) < 1e-9
+    z = 1.5 + 0.3 * rng.standard_normal(1_000_000)
+    y2 = np.tanh(z) ** 2
+    assert abs(T.activation_second_moment("tanh", 1.5, 0.3) - y2.mean()) < 5 * y2.std() / 1000
+
+
+def test_ntk_equivalent_adam_rejects_non_integer_fan_in_with_value_error():
+    with pytest.raises(ValueError, match="fan_in.*2.5"):
+        T.ntk_equivalent_adam(1e-3, 1e-8, 2.5)
+
+
+def test_postnorm_error_message_prints_plain_float():
+    with pytest.raises(ValueError, match=r"entry 1 is -1\.0$"):
+        T.postnorm_path_weights([1.0, -1.0])
