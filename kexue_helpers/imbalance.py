@@ -402,6 +402,12 @@ def _can_per_sample(conf: np.ndarray, unc: np.ndarray, pr: np.ndarray,
     :func:`alternating_normalize` on the stacked matrix with that column removed.
     """
     n = conf.shape[0]
+    if iters == 1:   # one round, in place (large J x K): unc * prior / column mean
+        out = unc + conf.sum(axis=0)[None, :]
+        np.divide(unc, out, out=out, where=out > 0)          # 0 where the column is 0
+        out *= pr[None, :]
+        out /= out.sum(axis=1, keepdims=True)
+        return out
     c = np.ones_like(unc)                                     # (J, K)
     for it in range(iters):
         # the rows before this column step are r_k A_k c, with r_k = 1 in round 1 (the
@@ -478,7 +484,7 @@ def can(P: Any, prior: Any, k: int = 3, tau: float = 0.9, iters: int = 1,
     out = arr.copy()
     if not low.any():
         return out, low
-    A = arr ** alpha
+    A = arr if alpha == 1.0 else arr ** alpha
     if mode == "batch":
         Z = np.concatenate([A[~low], A[low]], axis=0)
         out[low] = alternating_normalize(Z, pr, iters=iters)[(~low).sum():]
