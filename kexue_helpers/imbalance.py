@@ -8,12 +8,17 @@ Conventions
 * Binary labels ``y`` are 0/1 and ``p`` is the predicted probability of class 1.
 * Priors are probability vectors with positive entries (checked to sum to 1 within
   ``1e-6``); logits and probability matrices have one row per sample, one column per class.
+  Rows of a probability matrix are accepted when they sum to 1 within
+  ``1e-6 + K * 1.2e-7`` (the rounding of a float32 softmax over ``K`` classes); every
+  output row is normalised by the algorithm itself.
 * Logarithms are natural; ``0 log 0 = 0`` wherever an entropy is taken.
 * CAN (Jia et al. 2021, as described in Su's article 8728): a row is *low-confidence*
   when its top-k uncertainty is ``>= tau`` (the comparison of Su's reference code).
-  Each round of alternating normalisation raises the matrix to the power ``alpha`` (first
-  round only), divides every column by its mean and multiplies it by the prior, then
-  normalises every row to sum 1.
+  The matrix is raised to the power ``alpha`` once, before the first round; each round
+  divides every column by its mean and multiplies it by the prior, then normalises every
+  row to sum 1. (Su's code and the CAN paper's released code apply the power in every
+  round; the two conventions agree for one round or ``alpha = 1``. The power-once variant
+  is the one whose limit is the entropic transport plan with regularisation ``1/alpha``.)
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ def _binary(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
     if not np.isin(ya, (0.0, 1.0)).all():
         raise ValueError(f"y must hold only 0 and 1; got values {np.unique(ya)[:5]}")
     if pa.min() < 0 or pa.max() > 1:
-        raise ValueError(f"p must lie in [0, 1]; got min {pa.min()!r}, max {pa.max()!r}")
+        raise ValueError(f"p must lie in [0, 1]; got min {float(pa.min())!r}, max {float(pa.max())!r}")
     return ya, pa
 
 
@@ -75,9 +80,9 @@ def _prior(prior: Any, name: str, n_classes: int | None) -> np.ndarray:
         raise ValueError(f"{name} must have one entry per class ({n_classes}); got length "
                          f"{pr.shape[0]}")
     if pr.min() <= 0:
-        raise ValueError(f"{name} must have positive entries; got min {pr.min()!r}")
+        raise ValueError(f"{name} must have positive entries; got min {float(pr.min())!r}")
     if abs(pr.sum() - 1) > _TOL:
-        raise ValueError(f"{name} must sum to 1; got sum {pr.sum()!r}")
+        raise ValueError(f"{name} must sum to 1; got sum {float(pr.sum())!r}")
     return pr
 
 
@@ -85,11 +90,13 @@ def _prob_rows(P: Any, name: str) -> np.ndarray:
     arr = _array(P, name, 2)
     if arr.min() < 0:
         raise ValueError(f"{name} must have non-negative entries (rows are probability "
-                         f"vectors); got min {arr.min()!r}")
-    dev = np.abs(arr.sum(axis=1) - 1).max()
-    if dev > _TOL:
+                         f"vectors); got min {float(arr.min())!r}")
+    sums = arr.sum(axis=1)
+    dev = float(np.abs(sums - 1).max())
+    tol = _TOL + arr.shape[1] * float(np.finfo(np.float32).eps)
+    if dev > tol:
         raise ValueError(f"{name} must have rows summing to 1 (probability vectors); the "
-                         f"largest deviation is {dev!r}")
+                         f"largest deviation is {dev!r}, above the tolerance {tol!r}")
     return arr
 
 
@@ -243,6 +250,7 @@ def posthoc_logit_adjust(logits: Any, prior_train: Any, prior_test: Any = None,
     Parameters
     ----------
     logits : torch.Tensor or array_like, shape (n, K)
+        The model's logits ``f`` (any real values; a tensor keeps its dtype and device).
     prior_train : array_like, shape (K,)
         The prior the model was trained under.
     prior_test : array_like, shape (K,), optional
@@ -253,6 +261,8 @@ def posthoc_logit_adjust(logits: Any, prior_train: Any, prior_test: Any = None,
     Returns
     -------
     torch.Tensor, shape (n, K)
+        The adjusted logits; their arg-max over classes is the adjusted prediction, their
+        softmax the adjusted posterior.
 
     Raises
     ------
@@ -314,7 +324,10 @@ def topk_uncertainty(P: Any, k: int = 3, renormalize: bool = True) -> np.ndarray
     k = check_int(k, "k", minimum=2, maximum=K)
     if not isinstance(renormalize, (bool, np.bool_)):
         raise TypeError(f"renormalize must be a bool; got {renormalize!r}")
-    top = -np.sort(-arr, axis=1)[:, :k]
+    if k < K:   # partial sort: only the k largest entries matter (large K)
+        top = np.partition(arr, K - k, axis=1)[:, K - k:]
+    else:
+        top = arr
     if renormalize:
         top = top / top.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -359,7 +372,8 @@ def alternating_normalize(Y: Any, prior: Any, iters: int = 1, alpha: float = 1.0
     """
     arr = _array(Y, "Y", 2)
     if arr.min() < 0:
-        raise ValueError(f"Y must have non-negative entries; got min {arr.min()!r}")
+        raise ValueError(f"Y must have non-negative entries; got min "
+                         f"{float(arr.min())!r}")
     pr = _prior(prior, "prior", arr.shape[1])
     iters = check_int(iters, "iters", minimum=1)
     alpha = check_real(alpha, "alpha", low=0)
@@ -381,8 +395,19 @@ def _can_per_sample(conf: np.ndarray, unc: np.ndarray, pr: np.ndarray,
     (powered) input, so it suffices to carry the column factors ``c``, one row per
     low-confidence sample; this is the same arithmetic as :func:`alternating_normalize` on
     each stacked matrix, vectorised over the low-confidence samples.
+
+    A column whose stacked mean is 0 (all its entries are 0, possible when float32
+    probabilities underflow) is left unscaled: its entries stay 0 whatever the factor, and
+    scaling it would compute ``0 * inf``. This is the arithmetic of
+    :func:`alternating_normalize` on the stacked matrix with that column removed.
     """
     n = conf.shape[0]
+    if iters == 1:   # one round, in place (large J x K): unc * prior / column mean
+        out = unc + conf.sum(axis=0)[None, :]
+        np.divide(unc, out, out=out, where=out > 0)          # 0 where the column is 0
+        out *= pr[None, :]
+        out /= out.sum(axis=1, keepdims=True)
+        return out
     c = np.ones_like(unc)                                     # (J, K)
     for it in range(iters):
         # the rows before this column step are r_k A_k c, with r_k = 1 in round 1 (the
@@ -393,7 +418,9 @@ def _can_per_sample(conf: np.ndarray, unc: np.ndarray, pr: np.ndarray,
         else:
             own = unc * c / (unc * c).sum(axis=1, keepdims=True)
             col = c * ((1.0 / (conf @ c.T)).T @ conf) + own if n else own
-        c = c * pr[None, :] / (col / (n + 1))
+        scale = np.divide(pr[None, :] * (n + 1), col, out=np.ones_like(col),
+                          where=col > 0)
+        c = c * scale
     out = unc * c
     return out / out.sum(axis=1, keepdims=True)
 
@@ -406,7 +433,9 @@ def can(P: Any, prior: Any, k: int = 3, tau: float = 0.9, iters: int = 1,
     ``>= tau`` are low-confidence. In ``"per_sample"`` mode (Su's) each of them is stacked
     with the *original* confident rows and put through :func:`alternating_normalize`; only
     its own new row is kept. In ``"batch"`` mode all low-confidence rows are stacked with
-    the confident rows at once. Confident rows are returned unchanged.
+    the confident rows at once. Confident rows are returned unchanged. In per-sample mode
+    a column that is 0 in every row of a stacked matrix is left at 0 (see
+    ``_can_per_sample``); in batch mode ``P`` must have no all-zero column.
 
     Parameters
     ----------
@@ -433,7 +462,8 @@ def can(P: Any, prior: Any, k: int = 3, tau: float = 0.9, iters: int = 1,
     ------
     ValueError
         If ``tau`` is not in (0, 1], ``iters < 1``, ``alpha <= 0``, the prior is invalid,
-        ``mode`` is unknown or ``P`` is not a matrix of probability vectors.
+        ``mode`` is unknown, ``P`` is not a matrix of probability vectors, or (batch mode)
+        ``P`` has an all-zero column.
 
     Examples
     --------
@@ -447,14 +477,14 @@ def can(P: Any, prior: Any, k: int = 3, tau: float = 0.9, iters: int = 1,
     iters = check_int(iters, "iters", minimum=1)
     alpha = check_real(alpha, "alpha", low=0)
     mode = check_choice(mode, "mode", ("per_sample", "batch"))
-    if (arr.sum(axis=0) <= 0).any():
-        raise ValueError("P must have no all-zero column (the scaling divides by column "
-                         "means)")
+    if mode == "batch" and (arr.sum(axis=0) <= 0).any():
+        raise ValueError("P must have no all-zero column in batch mode (the scaling "
+                         "divides by column means)")
     low = topk_uncertainty(arr, k=k) >= tau
     out = arr.copy()
     if not low.any():
         return out, low
-    A = arr ** alpha
+    A = arr if alpha == 1.0 else arr ** alpha
     if mode == "batch":
         Z = np.concatenate([A[~low], A[low]], axis=0)
         out[low] = alternating_normalize(Z, pr, iters=iters)[(~low).sum():]
