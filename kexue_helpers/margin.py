@@ -320,6 +320,12 @@ def sqrt_margin_to_cosine_margin(m: float, *, tight: bool = False) -> float:
     ``a2 - a1 > m`` (the default). The smallest cosine margin with this guarantee for all
     configurations is ``2 sqrt(2) m - m^2`` (``tight=True``), attained at ``a2 = sqrt(2)``.
 
+    Two limits. No configuration has a cosine gap above 2, so a returned value above 2 is
+    a margin no example can meet: with the default (loose) conversion this happens for
+    ``m > 1/sqrt(2)``, with ``tight=True`` only at ``m = sqrt(2)`` (value 2); nothing warns.
+    Conversely, a cosine margin ``m' <= 2`` guarantees a margin of at least
+    ``sqrt(2) - sqrt(2 - m')`` in ``sqrt(1 - cos)``.
+
     Parameters
     ----------
     m : float

@@ -267,6 +267,8 @@ def test_retrieval_metrics_match_pytorch_metric_learning():
     labels = RNG.integers(0, 6, size=120)
     emb = centres[labels] + 0.9 * RNG.normal(size=(120, 8))
     emb = emb.astype(np.float32).astype(np.float64)
+    labels[:3] = [7, 8, 9]  # three lone classes: both skip these queries
+    assert np.isnan(mg.average_precision_at_r(emb, labels)[:3]).all()
     calc = acc.AccuracyCalculator(include=("precision_at_1", "mean_average_precision_at_r"),
                                   k="max_bin_count", device=torch.device("cpu"),
                                   knn_func=CustomKNN(CosineSimilarity()))
