@@ -424,7 +424,7 @@ def am_softmax_loss(cos: Any, target: Any, s: float = 30.0, m: float = 0.35,
     ------
     ValueError
         If ``s <= 0``, ``m < 0``, a cosine lies outside ``[-1, 1]`` beyond
-        :data:`COS_TOLERANCE`, a target is out of range or the shapes do not match, or
+        ``COS_TOLERANCE`` (the module constant), a target is out of range or the shapes do not match, or
         ``reduction`` is unknown.
 
     Examples
