@@ -210,13 +210,19 @@ def _resolve(fn: ActivationLike, name: str = "fn") -> Callable[[np.ndarray], np.
     return fn
 
 
+_U_MAX = 40.0  # half-width of the standardised integration range
+
+
 def activation_second_moment(fn: ActivationLike, mean: float = 0.0, std: float = 1.0) -> float:
     """``E[fn(z)^2]`` for ``z ~ N(mean, std^2)``, by adaptive quadrature.
 
     The integral is taken in the standardised variable ``u = (z - mean) / std``, so the
-    Gaussian weight is centred at ``u = 0`` however narrow or far from 0 it is, and split
-    at ``u = 0`` and at ``u = -mean / std`` (the point ``z = 0``, where ReLU, SELU and
-    user functions often have a kink); each piece goes to ``scipy.integrate.quad``.
+    Gaussian weight is centred at ``u = 0`` however narrow or far from 0 it is, over the
+    finite range ``|u| <= 40`` (the Gaussian weight beyond it is below ``1e-300``, so
+    the truncation is negligible for any ``fn`` growing slower than ``exp(u^2 / 4)``),
+    split at ``u = 0`` and at ``u = -mean / std`` clipped into the range (the point
+    ``z = 0``, where ReLU, SELU and user functions often have a kink); each piece goes
+    to ``scipy.integrate.quad``.
 
     Parameters
     ----------
@@ -254,10 +260,12 @@ def activation_second_moment(fn: ActivationLike, mean: float = 0.0, std: float =
         return v * v * math.exp(-0.5 * u * u) / math.sqrt(2 * math.pi)
 
     # standardised variable u = (z - mean) / std: the Gaussian weight is always centred
-    # at u = 0, whatever mean and std; the kink z = 0 sits at u = -mean / std
+    # at u = 0, whatever mean and std; the kink z = 0 sits at u = -mean / std. The range
+    # is the finite [-U, U] (weight outside it < 1e-300), with the kink clipped into it:
+    # an infinite or huge piece whose mass sits at one end is what quad can miss
     kink = -mean / std
-    cuts = sorted({0.0, kink}) if math.isfinite(kink) else [0.0]
-    edges = [-np.inf, *cuts, np.inf]
+    kink = min(max(kink, -_U_MAX), _U_MAX) if math.isfinite(kink) else 0.0
+    edges = sorted({-_U_MAX, 0.0, kink, _U_MAX})
     total = 0.0
     for lo, hi in zip(edges[:-1], edges[1:]):
         val, _ = integrate.quad(integrand, lo, hi, epsabs=0.0, epsrel=1e-11, limit=200)

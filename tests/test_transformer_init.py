@@ -332,3 +332,17 @@ def test_ntk_equivalent_adam_rejects_non_integer_fan_in_with_value_error():
 def test_postnorm_error_message_prints_plain_float():
     with pytest.raises(ValueError, match=r"entry 1 is -1\.0$"):
         T.postnorm_path_weights([1.0, -1.0])
+
+
+@pytest.mark.parametrize("mean, std", [(3e4, 1.0), (1e5, 1.0), (1e6, 1.0), (-4.0, 1.0),
+                                       (2.0, 0.5), (-1e6, 3.0), (1e3, 1e-3)])
+def test_activation_second_moment_relu_closed_form_any_distance(mean, std):
+    # E[relu(z)^2] = (m^2 + s^2) Phi(m/s) + m s phi(m/s); the round-2 regression: with
+    # an infinite range quad missed the mass at |mean|/std >~ 2e4 and returned half
+    r = mean / std
+    want = (mean**2 + std**2) * stats.norm.cdf(r) + mean * std * stats.norm.pdf(r)
+    got = T.activation_second_moment("relu", mean, std)
+    if want < 1e-250:
+        assert got < 1e-250
+    else:
+        assert abs(got / want - 1) < 1e-9
