@@ -27,20 +27,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load() -> str:
-    with open("/proc/loadavg") as fh:
-        return " ".join(fh.read().split()[:3])
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ci import ci_commands, load  # noqa: E402  (.ci/run's commands, one reader)
 
 
 def xdist_args() -> list[str]:
     """The pytest-xdist options of .ci/run's browser phase (defaults substituted)."""
-    ci = re.sub(r"\\\n\s*", "", (ROOT / ".ci" / "run").read_text())
-    line = next(l for l in ci.splitlines() if "pytest tests/browser" in l
-                and not l.lstrip().startswith("#"))
-    line = re.sub(r'"\$\{\w+:-([^}]*)\}"', r"\1", line)
-    args = line.split()
+    line = ci_commands((ROOT / ".ci" / "run").read_text())["browser test"]
+    args = re.sub(r'"\$\{\w+:-([^}]*)\}"', r"\1", line).split()
     out = []
     for i, a in enumerate(args):
         if a in ("-n", "--dist"):
