@@ -13,7 +13,8 @@ commands ``.ci/run`` runs (read from ``.ci/run`` itself, so they cannot drift ap
 2. execution: ``python -m pytest --nbval`` (the unit tests, and every chapter executed);
 3. build: the strict ``jupyter-book build``; its log says how many chapters it found in the
    cache and how many it executed (the tests' execution is shared: it should be none);
-4. browser test: ``pytest tests/browser``.
+   meanwhile, as in ``.ci/run``, the browser tests of the fixture books (``-m fixture_book``);
+4. browser test: ``pytest tests/browser ...`` on the built site.
 
 Then, not part of CI, the edit-build loop of a writer: one chapter's code edited (a comment
 appended to its last code cell) and the book rebuilt, then one chapter's prose edited and
@@ -53,10 +54,17 @@ def ci_commands(ci: str) -> dict[str, str]:
     lines = re.sub(r"\\\n\s*", "", ci).splitlines()       # join continued lines
     test = next(l for l in lines if "pytest --nbval" in l and "pip install" in l)
     install, tests = test.split(" && python -m pytest", 1)
-    build = next(l for l in lines if "jupyter-book build" in l and not l.startswith("#"))
-    browser = next(l for l in lines if "pytest tests/browser" in l and not l.startswith("#"))
+    code = [l.strip() for l in lines if l.strip() and not l.lstrip().startswith("#")]
+    build = next(l for l in code if "jupyter-book build" in l)
+    # .ci/run builds in the background (its log to a file) while the fixture-book browser
+    # tests run; the phase here does the same, with the build's log in the phase's log
+    build = re.sub(r"\s*>\S+\s+2>&1\s*&\s*$", "", build)
+    fixture = next(l for l in code if "-m fixture_book" in l).split("||")[0].strip()
+    browser = next(l for l in code if "pytest tests/browser" in l and "tests/published" in l)
+    both = (f"mkdir -p _build; ({build}) & b=$!; {fixture} >_build/bench-fixture.log 2>&1; "
+            f"f=$?; wait $b; b=$?; tail -n 1 _build/bench-fixture.log; exit $((b || f))")
     return {"install": install, "execution": "python -m pytest" + tests,
-            "build": build.strip(), "browser test": browser.strip()}
+            "build": both, "browser test": browser}
 
 
 CPU = {}   # phase -> CPU seconds (user + system) of the phase's processes

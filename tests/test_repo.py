@@ -195,3 +195,67 @@ def test_bibliography_keys_are_unique_and_every_bib_file_is_read():
                 clashes.append(f"{key} in {f} and {seen[key.lower()]}")
             seen.setdefault(key.lower(), f)
     assert not clashes, "bibliography keys defined twice: " + "; ".join(clashes)
+
+
+_GROUPED_CONFTEST = """
+import pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("page-" + item.callspec.params["p"][0]))
+"""
+
+_GROUPED_TESTS = """
+import os
+import time
+
+import pytest
+
+@pytest.mark.parametrize("p", [g + str(k) for k in range(5) for g in "abcd"])
+def test_where(p):
+    time.sleep(0.05)  # both workers get work
+    with open(os.environ["WHERE_LOG"], "a") as fh:
+        fh.write(f"{p[0]} {os.environ['PYTEST_XDIST_WORKER']}\\n")
+"""
+
+
+def test_xdist_keeps_a_group_in_one_process(tmp_path):
+    """The browser phase of .ci/run (``-n 3 --dist loadgroup``) loads each page once per
+    process and lets all of the page's checks read that visit; that holds only if every
+    test of a page runs in the same process. The groups are marks set in a conftest hook
+    (tests/browser/conftest.py); the hook must run before xdist reads the marks, and the
+    installed pytest and pytest-xdist must honour them (pytest 9.2 with pytest-xdist 3.8
+    silently does not). Twenty tests in four interleaved groups on two workers: each group
+    in one (without the grouping, the chance that all four land whole is tiny)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "conftest.py").write_text(_GROUPED_CONFTEST)
+    (tmp_path / "test_grouped.py").write_text(_GROUPED_TESTS)
+    log = tmp_path / "where.log"
+    env = dict(os.environ, WHERE_LOG=str(log))
+    r = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup",
+                        "-p", "no:cacheprovider", "-q", str(tmp_path)], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rows = [line.split() for line in log.read_text().splitlines()]
+    assert len(rows) == 20, rows
+    workers = {g: {w for g2, w in rows if g2 == g} for g in "abcd"}
+    assert len(set().union(*workers.values())) == 2, f"one worker did everything: {workers}"
+    assert all(len(w) == 1 for w in workers.values()), \
+        f"a group's tests ran in several processes: {workers}"
+
+
+def test_the_browser_groups_are_set_before_xdist_reads_them():
+    """tests/browser/conftest.py's hook that sets the groups runs first (tryfirst)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "browser_conftest", ROOT / "tests" / "browser" / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    opts = getattr(mod.pytest_collection_modifyitems, "pytest_impl", None) or \
+        getattr(mod.pytest_collection_modifyitems, "pytest_hookimpl", {})
+    assert opts.get("tryfirst"), opts

@@ -1,7 +1,7 @@
 """The built site, read in a real browser (headless Chromium driven by Playwright).
 
 Serves ``_build/html`` on 127.0.0.1 (an ephemeral port, a daemon thread that stops when
-the module's tests end, or after ``SERVER_LIFETIME_S`` at the latest) and opens every page
+the test session ends, or after ``SERVER_LIFETIME_S`` at the latest) and opens every page
 in ``_toc.yml``, plus the index, search, general-index and module-index pages, in the
 light theme (stored, as the theme switch stores it), and a sample of them (``DARK_SAMPLE``)
 in the dark (a first visit on a system in dark mode). Each page is loaded once per theme and process; every check of the page
@@ -93,6 +93,9 @@ WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
 # one copy of these, shared with test_widgets.py
 from .conftest import keep_local  # noqa: E402
 from .conftest import unavailable as _unavailable  # noqa: E402
+# the widget and first-load checks, run on the book's pages in each page's one visit
+from .test_widgets import BOOK_WIDGET_PAGES, MAX_FIRST_LOAD  # noqa: E402
+from .test_widgets import check_widgets_on, first_load_on  # noqa: E402
 
 
 def _toc_pages() -> list[str]:
@@ -143,7 +146,7 @@ def _serve(directory: Path):
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site():
     """Base URL of the built site, served on 127.0.0.1 by a bounded daemon thread."""
     if not (SITE / "index.html").exists():
@@ -156,7 +159,7 @@ def site():
         yield url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(chromium):
     """The shared headless Chromium of ``conftest.py`` (a fresh profile per context)."""
     return chromium
@@ -287,6 +290,8 @@ def _open(browser, site: str, page: str, theme: str, first_visit: bool = False):
     problems = keep_local(context, site)
     p = context.new_page()
     p.pending = {}  # url -> count of requests in flight
+    p.responses = []  # every response, for the first-load measurement
+    p.on("response", lambda r: p.responses.append(r))
     p.on("request", lambda r: p.pending.__setitem__(r.url, p.pending.get(r.url, 0) + 1))
     done = lambda r: p.pending.pop(r.url, None) if p.pending.get(r.url, 0) <= 1 \
         else p.pending.__setitem__(r.url, p.pending[r.url] - 1)
@@ -384,6 +389,18 @@ def _render_problems(p, site: str) -> list[str]:
     return problems
 
 
+def _widgets_of(p, page: str) -> dict | None:
+    """The page's explorable widgets driven through every frame
+    (``test_widgets.check_widgets_on``): ``{"report": ..., "error": None}``, or the first
+    defect found as ``error``; None for a page without an explorable widget."""
+    if not p.locator(".kexue-explorable").count():
+        return None
+    try:
+        return {"report": check_widgets_on(p, SITE, page), "error": None}
+    except Exception as e:  # noqa: BLE001 (the widget test fails with it)
+        return {"report": None, "error": f"{type(e).__name__}: {e}"}
+
+
 _VISITS: dict[tuple[str, str, str], dict] = {}
 
 
@@ -398,10 +415,14 @@ def visit(browser, site: str, page: str, theme: str) -> dict:
     theme without the console error "Got invalid theme mode" (html_context default_mode).
 
     Returns a dict: ``load`` (console errors, failed or non-local requests, responses >= 400,
-    requests that never end), ``theme`` (the theme the page shows), ``render`` (see
-    :func:`_render_problems`), and for the light visit of a page in the toc ``quality``
-    (:func:`measure_quality`'s checks), ``citations`` and ``buttons`` (the launch and
-    download links, and whether there is a Live Code button).
+    requests that never end, also while the widgets are driven), ``theme`` (the theme the
+    page shows), ``render`` (see :func:`_render_problems`), and for the light visit of a
+    page in the toc, in the order measured: ``first_load`` (bytes, widget frames fetched,
+    problems: ``test_widgets.first_load_on``, before anything touches the page),
+    ``citations``, ``buttons`` (the launch and download links, and whether there is a Live
+    Code button), ``map`` (the chapter map's links), ``chrome`` (header band and search
+    controls at 1280 and 390 px), ``widgets`` (:func:`_widgets_of`) and ``quality``
+    (:func:`measure_quality`'s checks, last: it opens every fold and resizes the page).
     """
     key = (site, page, theme)
     if key in _VISITS:
@@ -413,22 +434,54 @@ def visit(browser, site: str, page: str, theme: str) -> dict:
             p.wait_for_url(f"**/{TOC[0]}.html", timeout=NAV_TIMEOUT_MS)
             p.wait_for_load_state("load")
         problems += _settle(p)
+        in_toc = theme == "light" and page.removesuffix(".html") in TOC
+        if in_toc:  # before anything touches the page
+            out["first_load"] = first_load_on(p)
         out["theme"] = p.evaluate("document.documentElement.dataset.theme")
         out["render"] = _render_problems(p, site)
-        if theme == "light" and page.removesuffix(".html") in TOC:
+        if in_toc:
             out["citations"] = p.evaluate(_CITATIONS)
             out["buttons"] = {
                 "links": p.eval_on_selector_all(
                     ".dropdown-launch-buttons a, .dropdown-download-buttons a",
                     "as => as.map(a => a.getAttribute('href') || '')"),
                 "thebe": p.locator(".btn-launch-thebe").count() > 0}
-            out["quality"] = _measure_quality_on(p)
+            out["map"] = p.eval_on_selector_all(
+                "svg.chapter-map-svg a", "as => as.map(a => a.getAttribute('href'))")
+            out["chrome"] = {DESKTOP["width"]: p.evaluate(_CHROME)}
+            out["widgets"] = _widgets_of(p, page)
+            out["quality"] = _measure_quality_on(p, chrome=out["chrome"])
         if out["render"] or problems or SCREENSHOTS:
             _screenshots(p, page, theme)
     finally:
         context.close()
     _VISITS[key] = out
     return out
+
+
+@pytest.mark.parametrize("page", BOOK_WIDGET_PAGES or ["(no page with a widget)"])
+def test_book_widgets_respond(browser, site, page):
+    """Every control of every explorable widget, through every value: the right frame, its
+    readout, on screen within 100 ms at the median (``test_widgets.py`` says how)."""
+    if not BOOK_WIDGET_PAGES:
+        pytest.skip(f"no page of {SITE} has an explorable widget yet")
+    v = visit(browser, site, page, "light")
+    assert v.get("widgets"), f"{page}: no explorable widget found on the page"
+    assert v["widgets"]["error"] is None, v["widgets"]["error"]
+    r = v["widgets"]["report"]
+    print(f"\n{page}: {r['widgets']} widgets, {r['moves']} moves, median "
+          f"{r['median_ms']:.1f} ms, slowest {r['max_ms']:.1f} ms")
+
+
+@pytest.mark.parametrize("page", [f"{d}.html" for d in TOC])
+def test_book_first_load(browser, site, page):
+    """At most 3 MB on a first visit, no widget frame but the defaults before the reader
+    points at a widget, no ``ipywidgets`` view."""
+    total, frames, problems = visit(browser, site, page, "light")["first_load"]
+    print(f"\n{page}: {total / 1e6:.2f} MB on first load")
+    assert not problems, "\n".join(problems)
+    assert not frames, f"frames fetched before the reader touched a widget: {frames}"
+    assert total <= MAX_FIRST_LOAD, f"{page}: {total / 1e6:.2f} MB on first load (at most 3)"
 
 
 # The dark theme is read on a sample of pages: the theme comes from one template and one
@@ -687,8 +740,10 @@ async ({phone, dark}) => {
    .replace("MAX_CODE_SHARE", str(MAX_CODE_SHARE))
 
 
-def _measure_quality_on(p, css: str | None = None) -> dict[str, list[str]]:
-    """:func:`measure_quality` on a page already open and settled (light theme, desktop)."""
+def _measure_quality_on(p, css: str | None = None, chrome: dict | None = None
+                        ) -> dict[str, list[str]]:
+    """:func:`measure_quality` on a page already open and settled (light theme, desktop).
+    ``chrome``: a dict that receives the header band and search controls at phone width."""
     if css:
         p.add_style_tag(content=css)
     p.evaluate(_WAIT_FOR_MATHJAX)
@@ -698,6 +753,8 @@ def _measure_quality_on(p, css: str | None = None) -> dict[str, list[str]]:
     p.set_viewport_size(PHONE)
     p.wait_for_timeout(500)
     phone = p.evaluate(_QUALITY, {"phone": True, "dark": False})
+    if chrome is not None:
+        chrome[PHONE["width"]] = p.evaluate(_CHROME)
     out["equations"] += [f"[{PHONE['width']} px] {m}" for m in phone["equations"]]
     p.set_viewport_size(DESKTOP)
     p.evaluate("document.documentElement.dataset.theme = 'dark'")
@@ -783,36 +840,23 @@ _CHROME = """
 """
 
 
-def _chrome(browser, site, page, width):
-    context, p, problems = _open(browser, site, page, "light")
-    try:
-        p.set_viewport_size({"width": width, "height": 900})
-        p.wait_for_timeout(300)
-        return p.evaluate(_CHROME), problems
-    finally:
-        context.close()
-
-
 @pytest.mark.parametrize("width", [DESKTOP["width"], PHONE["width"]])
 @pytest.mark.parametrize("page", [f"{TOC[0]}.html", f"{NOTEBOOKS[0]}.html" if NOTEBOOKS
                                   else f"{TOC[0]}.html"])
 def test_no_empty_header_band(browser, site, page, width):
     """No top band holding only a second search button (pydata-sphinx-theme 0.17's navbar):
     at most one search control is visible, and no site header above the article."""
-    chrome, problems = _chrome(browser, site, page, width)
-    assert not problems, "\n".join(problems)
+    v = visit(browser, site, page, "light")  # measured at both widths in the page's visit
+    assert not v["load"], "\n".join(v["load"])
+    chrome = v["chrome"][width]
     assert chrome["header"] == 0, f"a {chrome['header']} px header band at {width} px"
     assert chrome["searches"] <= 1, f"{chrome['searches']} search controls at {width} px"
 
 
 def test_chapter_map_links_every_chapter(browser, site):
-    context, p, problems = _open(browser, site, f"{TOC[0]}.html", "light")
-    try:
-        targets = p.eval_on_selector_all(
-            "svg.chapter-map-svg a", "as => as.map(a => a.getAttribute('href'))")
-    finally:
-        context.close()
-    assert not problems, "\n".join(problems)
+    v = visit(browser, site, f"{TOC[0]}.html", "light")
+    assert not v["load"], "\n".join(v["load"])
+    targets = v["map"]
     chapters = {Path(d).name for d in NOTEBOOKS}
     assert {t.removesuffix(".html") for t in targets} == chapters, targets
 
@@ -976,7 +1020,7 @@ html[data-theme="dark"] .bd-content figure img { filter: brightness(.8) contrast
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fixture_site():
     stamp = FIXTURE_HTML / "bad.html"
     newest = max(p.stat().st_mtime for p in FIXTURE_INPUTS)

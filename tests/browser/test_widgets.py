@@ -5,7 +5,10 @@ Two sites are tested:
 - a fixture book (``tests/fixtures/widgets_book``: two widgets, one with a dropdown), built
   by this module into ``_build/widgets_fixture/`` when missing or older than its inputs;
 - the book itself (``_build/html``, or ``KEXUE_SITE``), where every page that has an
-  explorable widget is found automatically.
+  explorable widget is found automatically. Its pages are driven (:func:`check_widgets_on`)
+  and their first load measured (:func:`first_load_on`) in each page's one visit,
+  ``test_site.visit``: ``test_site.py`` holds those two tests; this module, the tests
+  without JavaScript and the markup checks.
 
 For every widget of every page, with JavaScript on, the test moves every control through
 every one of its values (real key presses on the sliders, real selections in the
@@ -244,74 +247,84 @@ def _move(p, spec: dict, i: int, target: int, positions: list[int]) -> float:
 
 
 def _check_widgets(chromium, base: str, html_dir: Path, page: str) -> dict:
+    """Open ``page`` and :func:`check_widgets_on` it; console errors fail it too."""
     context, p, problems = _open(chromium, base, page)
-    report = {"widgets": 0, "moves": 0, "max_ms": 0.0, "median_ms": 0.0}
-    times: list[float] = []
     try:
-        p.wait_for_function("() => Array.from(document.querySelectorAll('.kexue-explorable'))"
-                            ".every(r => r.dataset.ready === '1')", timeout=NAV_TIMEOUT_MS)
-        specs = p.evaluate(_SPECS)
-        assert specs, f"{page}: no explorable widget"
-        for spec in specs:
-            key = spec["key"]
-            root = p.locator(f'.kexue-explorable[data-key="{key}"]')
-            root.scroll_into_view_if_needed()
-            n_controls = root.locator("[data-control]").count()
-            assert n_controls == len(spec["controls"]), (key, n_controls)
-            positions = [c["default"] for c in spec["controls"]]
-            for c in spec["controls"]:  # each control starts at the setting shown
-                value = root.locator(f'[data-control="{c["name"]}"]').evaluate("e => e.value")
-                assert value == str(c["default"]), \
-                    f"{page} {key}: {c['name']} starts at position {value}, not {c['default']}"
-            shown = p.evaluate(_DISPLAYED, key)
-            assert shown["src"] == spec["frames"][spec["default"]]
-            # a reader points at the widget before moving a control: the other frames are
-            # fetched and decoded then (locally, well within the moment a hand takes)
-            root.hover()
-            p.wait_for_function("k => document.querySelector(`.kexue-explorable[data-key="
-                                "\"${k}\"]`).dataset.prefetched === 'done'", arg=key,
-                                timeout=30_000)
-            for i, c in enumerate(spec["controls"]):
-                n = len(c["values"])
-                # through every value: up to the end, down to 0, back to the default
-                path = list(range(positions[i] + 1, n)) + list(range(n - 2, -1, -1)) + \
-                    list(range(1, c["default"] + 1))
-                if c["kind"] == "string":
-                    path = [j for j in range(n) if j != c["default"]] + [c["default"]]
-                for target in path:
-                    before = shown
-                    ms = _move(p, spec, i, target, positions)
-                    shown = p.evaluate(_DISPLAYED, key)
-                    idx = _index(spec, positions)
-                    expected = _file_of(html_dir, p.url, spec["frames"][idx])
-                    where = f"{page} {key}: {c['name']} -> {c['labels'][target]}"
-                    assert shown["frame"] == str(idx), where
-                    assert shown["hash"] != before["hash"], f"{where}: the figure did not change"
-                    assert shown["hash"] == _pixel_hash(expected), \
-                        f"{where}: the figure is not the frame for this setting"
-                    assert c["labels"][target] in shown["readouts"] or c["kind"] == "string", \
-                        f"{where}: readout {shown['readouts']}"
-                    assert ms <= MAX_SINGLE_MOVE_MS, f"{where}: {ms:.0f} ms to show the frame"
-                    times.append(ms)
-                    report["moves"] += 1
-                    report["max_ms"] = max(report["max_ms"], ms)
-            # the setting the build drew through the live ipywidgets widget
-            check = spec["check"]
-            for i, c in enumerate(spec["controls"]):
-                target = c["values"].index(check["setting"][c["name"]])
-                while positions[i] != target:
-                    step = target if c["kind"] == "string" else \
-                        positions[i] + (1 if target > positions[i] else -1)
-                    _move(p, spec, i, step, positions)
-            assert _index(spec, positions) == check["index"]
-            shown = p.evaluate(_DISPLAYED, key)
-            live = _file_of(html_dir, p.url, check["url"])
-            assert shown["hash"] == _pixel_hash(live), \
-                f"{page} {key}: the frame for {check['setting']} differs from the live widget's"
-            report["widgets"] += 1
+        report = check_widgets_on(p, html_dir, page)
     finally:
         context.close()
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+    return report
+
+
+def check_widgets_on(p, html_dir: Path, page: str) -> dict:
+    """Drive every explorable widget of the open page ``p`` (light theme, 1280 px) through
+    every value of every control, as the module's docstring says; raise AssertionError at
+    the first defect. Returns ``{"widgets", "moves", "max_ms", "median_ms"}``. The book's
+    pages are checked in the page's one visit (``test_site.visit``), the fixture's here."""
+    report = {"widgets": 0, "moves": 0, "max_ms": 0.0, "median_ms": 0.0}
+    times: list[float] = []
+    p.wait_for_function("() => Array.from(document.querySelectorAll('.kexue-explorable'))"
+                        ".every(r => r.dataset.ready === '1')", timeout=NAV_TIMEOUT_MS)
+    specs = p.evaluate(_SPECS)
+    assert specs, f"{page}: no explorable widget"
+    for spec in specs:
+        key = spec["key"]
+        root = p.locator(f'.kexue-explorable[data-key="{key}"]')
+        root.scroll_into_view_if_needed()
+        n_controls = root.locator("[data-control]").count()
+        assert n_controls == len(spec["controls"]), (key, n_controls)
+        positions = [c["default"] for c in spec["controls"]]
+        for c in spec["controls"]:  # each control starts at the setting shown
+            value = root.locator(f'[data-control="{c["name"]}"]').evaluate("e => e.value")
+            assert value == str(c["default"]), \
+                f"{page} {key}: {c['name']} starts at position {value}, not {c['default']}"
+        shown = p.evaluate(_DISPLAYED, key)
+        assert shown["src"] == spec["frames"][spec["default"]]
+        # a reader points at the widget before moving a control: the other frames are
+        # fetched and decoded then (locally, well within the moment a hand takes)
+        root.hover()
+        p.wait_for_function("k => document.querySelector(`.kexue-explorable[data-key="
+                            "\"${k}\"]`).dataset.prefetched === 'done'", arg=key,
+                            timeout=30_000)
+        for i, c in enumerate(spec["controls"]):
+            n = len(c["values"])
+            # through every value: up to the end, down to 0, back to the default
+            path = list(range(positions[i] + 1, n)) + list(range(n - 2, -1, -1)) + \
+                list(range(1, c["default"] + 1))
+            if c["kind"] == "string":
+                path = [j for j in range(n) if j != c["default"]] + [c["default"]]
+            for target in path:
+                before = shown
+                ms = _move(p, spec, i, target, positions)
+                shown = p.evaluate(_DISPLAYED, key)
+                idx = _index(spec, positions)
+                expected = _file_of(html_dir, p.url, spec["frames"][idx])
+                where = f"{page} {key}: {c['name']} -> {c['labels'][target]}"
+                assert shown["frame"] == str(idx), where
+                assert shown["hash"] != before["hash"], f"{where}: the figure did not change"
+                assert shown["hash"] == _pixel_hash(expected), \
+                    f"{where}: the figure is not the frame for this setting"
+                assert c["labels"][target] in shown["readouts"] or c["kind"] == "string", \
+                    f"{where}: readout {shown['readouts']}"
+                assert ms <= MAX_SINGLE_MOVE_MS, f"{where}: {ms:.0f} ms to show the frame"
+                times.append(ms)
+                report["moves"] += 1
+                report["max_ms"] = max(report["max_ms"], ms)
+        # the setting the build drew through the live ipywidgets widget
+        check = spec["check"]
+        for i, c in enumerate(spec["controls"]):
+            target = c["values"].index(check["setting"][c["name"]])
+            while positions[i] != target:
+                step = target if c["kind"] == "string" else \
+                    positions[i] + (1 if target > positions[i] else -1)
+                _move(p, spec, i, step, positions)
+        assert _index(spec, positions) == check["index"]
+        shown = p.evaluate(_DISPLAYED, key)
+        live = _file_of(html_dir, p.url, check["url"])
+        assert shown["hash"] == _pixel_hash(live), \
+            f"{page} {key}: the frame for {check['setting']} differs from the live widget's"
+        report["widgets"] += 1
     report["median_ms"] = statistics.median(times)
     assert report["median_ms"] <= MAX_RESPONSE_MS, \
         f"{page}: the median move takes {report['median_ms']:.0f} ms to show its frame " \
@@ -361,20 +374,30 @@ def _first_load(chromium, base: str, page: str) -> tuple[int, list[str], list[st
     context, p, problems = _open(chromium, base, page)
     try:
         _settle(p)
-        total = 0
-        urls = []
-        for r in p.responses:
-            try:
-                total += len(r.body())
-            except Exception:  # a redirect has no body
-                pass
-            urls.append(r.url)
-        defaults = set(p.evaluate("""() => Array.from(document.querySelectorAll(
-            '.kexue-explorable img.kexue-explorable-frame')).map(i => i.src)"""))
-        views = p.locator(WIDGET_VIEW).count()
+        total, frames, found = first_load_on(p)
     finally:
         context.close()
+    return total, frames, problems + found
+
+
+def first_load_on(p) -> tuple[int, list[str], list[str]]:
+    """(bytes, widget frames fetched, problems) of the page ``p``, opened with a response
+    log (``p.responses``) and settled, before anything touched it: the uncompressed bytes
+    of every response, the widget frames fetched besides each widget's default, and an
+    ``ipywidgets`` view if the page holds one."""
+    total = 0
+    urls = []
+    for r in list(p.responses):
+        try:
+            total += len(r.body())
+        except Exception:  # a redirect has no body
+            pass
+        urls.append(r.url)
+    defaults = set(p.evaluate("""() => Array.from(document.querySelectorAll(
+        '.kexue-explorable img.kexue-explorable-frame')).map(i => i.src)"""))
+    views = p.locator(WIDGET_VIEW).count()
     frames = [u for u in urls if "/_widgets/" in u and u not in defaults]
+    problems = []
     if views:
         problems.append(f"{views} ipywidgets view(s): controls that do nothing on the site; "
                         "use kexue_helpers.widgets.explorable")
@@ -448,30 +471,14 @@ def test_fixture_first_load(chromium, serve_directory, fixture_html):
 
 
 @pytest.mark.parametrize("page", BOOK_WIDGET_PAGES or ["(no page with a widget)"])
-def test_book_widgets_respond(chromium, serve_directory, book_html, page):
-    if not BOOK_WIDGET_PAGES:
-        pytest.skip(f"no page of {SITE} has an explorable widget yet")
-    report = _check_widgets(chromium, serve_directory(book_html), book_html, page)
-    print(f"\n{page}: {report['widgets']} widgets, {report['moves']} moves, "
-          f"slowest {report['max_ms']:.1f} ms")
-
-
-@pytest.mark.parametrize("page", BOOK_WIDGET_PAGES or ["(no page with a widget)"])
 def test_book_widgets_without_javascript(chromium, serve_directory, book_html, page):
     if not BOOK_WIDGET_PAGES:
         pytest.skip(f"no page of {SITE} has an explorable widget yet")
     _check_no_js(chromium, serve_directory(book_html), page)
 
 
-@pytest.mark.parametrize("page", BOOK_PAGES)
-def test_book_first_load(chromium, serve_directory, book_html, page):
-    if not (book_html / page).exists():
-        unavailable(f"{book_html} has no {page}: rebuild the site")
-    total, frames, problems = _first_load(chromium, serve_directory(book_html), page)
-    print(f"\n{page}: {total / 1e6:.2f} MB on first load")
-    assert not problems, "\n".join(problems)
-    assert not frames, f"frames fetched before the reader touched a widget: {frames}"
-    assert total <= MAX_FIRST_LOAD, f"{page}: {total / 1e6:.2f} MB on first load (at most 3)"
+# The book's pages: their widgets and first load are checked in each page's one visit
+# (test_site.py: test_book_widgets_respond, test_book_first_load).
 
 
 # --------------------------------------------------------------------------- Live Code
