@@ -70,6 +70,20 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    """The tests' HTTP server: a browser that closes a page (its context) while a response
+    is still being sent breaks the connection; that is not an error of the site."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 @pytest.fixture(scope="session")
 def serve_directory():
     """``serve_directory(path) -> base URL``: serve a folder on 127.0.0.1 (an ephemeral port,
@@ -79,8 +93,7 @@ def serve_directory():
 
     def serve(directory: Path) -> str:
         handler = functools.partial(_QuietHandler, directory=str(directory))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.daemon_threads = True
+        server = QuietServer(("127.0.0.1", 0), handler)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         timer = threading.Timer(SERVER_LIFETIME_S, server.shutdown)

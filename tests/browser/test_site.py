@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import http.server
 import json
 import os
 import re
@@ -91,7 +90,7 @@ WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
 
 
 # one copy of these, shared with test_widgets.py
-from .conftest import keep_local  # noqa: E402
+from .conftest import QuietServer, _QuietHandler, keep_local  # noqa: E402
 from .conftest import unavailable as _unavailable  # noqa: E402
 # the widget and first-load checks, run on the book's pages in each page's one visit
 from .test_widgets import BOOK_WIDGET_PAGES, MAX_FIRST_LOAD  # noqa: E402
@@ -121,17 +120,11 @@ NOTEBOOKS = [d for d in TOC if _is_notebook(d)]
 
 # --------------------------------------------------------------------------- fixtures
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep pytest's output clean
-        pass
-
-
 @contextlib.contextmanager
 def _serve(directory: Path):
     """Serve ``directory`` on 127.0.0.1 (an ephemeral port) from a bounded daemon thread."""
     handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    server = QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
     thread.start()
     deadline = threading.Timer(SERVER_LIFETIME_S, server.shutdown)
@@ -853,8 +846,9 @@ def test_no_empty_header_band(browser, site, page, width):
     assert chrome["searches"] <= 1, f"{chrome['searches']} search controls at {width} px"
 
 
-def test_chapter_map_links_every_chapter(browser, site):
-    v = visit(browser, site, f"{TOC[0]}.html", "light")
+@pytest.mark.parametrize("page", [f"{TOC[0]}.html"])  # grouped with the page's visit
+def test_chapter_map_links_every_chapter(browser, site, page):
+    v = visit(browser, site, page, "light")
     assert not v["load"], "\n".join(v["load"])
     targets = v["map"]
     chapters = {Path(d).name for d in NOTEBOOKS}
