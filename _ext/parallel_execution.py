@@ -50,7 +50,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIXES = ("KEXUE_",)
 # KEXUE_* variables that steer the infrastructure, not what a chapter computes
 INFRA_VARS = ("KEXUE_JOBS", "KEXUE_EXPECT_CACHED", "KEXUE_BROWSER_REQUIRED",
-              "KEXUE_CHROMIUM", "KEXUE_SITE")
+              "KEXUE_BROWSER_LATER", "KEXUE_BROWSER_JOBS", "KEXUE_SCREENSHOTS",
+              "KEXUE_FRESH_CHAPTER", "KEXUE_CHROMIUM", "KEXUE_SITE")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

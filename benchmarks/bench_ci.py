@@ -54,6 +54,14 @@ def ci_commands(ci: str) -> dict[str, str]:
     lines = re.sub(r"\\\n\s*", "", ci).splitlines()       # join continued lines
     test = next(l for l in lines if "pytest --nbval" in l and "pip install" in l)
     install, tests = test.split(" && python -m pytest", 1)
+    # the variables .ci/run exports for the README's command (pip without bytecode
+    # compilation; the browser tests skipped there, run in the browser phases)
+    exports = [l.strip() for l in lines[:lines.index(test)] if l.startswith("export ")]
+    if exports:
+        install = " && ".join(exports + [install])
+        tests = " && ".join(exports) + " && python -m pytest" + tests
+    else:
+        tests = "python -m pytest" + tests
     code = [l.strip() for l in lines if l.strip() and not l.lstrip().startswith("#")]
     build = next(l for l in code if "jupyter-book build" in l)
     # .ci/run builds in the background (its log to a file) while the fixture-book browser
@@ -63,7 +71,7 @@ def ci_commands(ci: str) -> dict[str, str]:
     browser = next(l for l in code if "pytest tests/browser" in l and "tests/published" in l)
     both = (f"mkdir -p _build; ({build}) & b=$!; {fixture} >_build/bench-fixture.log 2>&1; "
             f"f=$?; wait $b; b=$?; tail -n 1 _build/bench-fixture.log; exit $((b || f))")
-    return {"install": install, "execution": "python -m pytest" + tests,
+    return {"install": install, "execution": tests,
             "build": both, "browser test": browser}
 
 

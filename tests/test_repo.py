@@ -259,3 +259,15 @@ def test_the_browser_groups_are_set_before_xdist_reads_them():
     opts = getattr(mod.pytest_collection_modifyitems, "pytest_impl", None) or \
         getattr(mod.pytest_collection_modifyitems, "pytest_hookimpl", {})
     assert opts.get("tryfirst"), opts
+
+
+def test_ci_variables_do_not_change_the_execution_cache_key():
+    """A KEXUE_* variable that .ci/run sets for one phase and not the other must not enter
+    the key the chapters are cached under, or the build finds every chapter the tests
+    executed stale and executes it again (KEXUE_EXPECT_CACHED=1 then fails the build)."""
+    mod = _execution()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    named = set(re.findall(r"\b(KEXUE_[A-Z_]+)=", ci))
+    assert named, "no KEXUE_ variable found in .ci/run"
+    keyed = sorted(v for v in named if v not in mod.INFRA_VARS)
+    assert not keyed, f".ci/run sets {keyed}, which would change the cache key"
