@@ -8,8 +8,9 @@ Run from the repository root, with the site built (``_build/html``):
 It checks out the reference commit in a temporary git worktree and runs, alternately, the
 reference's ``tests/browser`` and this checkout's on the same built site (``KEXUE_SITE``),
 restricted to the tests of the chosen chapter pages (``-k``), each ``--repeats`` times, in
-the way each design runs in ``.ci/run`` (the reference: one process; this checkout: the
-command line of ``.ci/run``'s browser phase, read from it). It prints each run's wall time,
+the way each design runs in ``.ci/run`` (the reference: one process, or the options given
+with ``--reference-args``; this checkout: the command line of ``.ci/run``'s browser phase,
+read from it). It prints each run's wall time,
 the medians, and the ratio reference / this checkout. The load average is printed with each
 run: other processes on a shared machine inflate every time.
 """
@@ -62,6 +63,9 @@ def main() -> None:
     ap.add_argument("--reference", required=True, help="the earlier commit to compare with")
     ap.add_argument("--pages", nargs="+", required=True, help="chapter names (pytest -k)")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--reference-args", default="",
+                    help="pytest options of the reference's own .ci/run browser phase, e.g. "
+                         "'-n 3 --dist loadgroup' (default: one process)")
     a = ap.parse_args()
     if not (ROOT / "_build" / "html" / "index.html").exists():
         raise SystemExit("build the site first")
@@ -70,8 +74,10 @@ def main() -> None:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
                           capture_output=True, text=True).stdout.strip()
     extra = xdist_args()
+    ref_args = a.reference_args.split()
     print(f"# {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}  browser test of pages "
-          f"{', '.join(a.pages)}: reference {ref_sha} (one process) vs this checkout {head} "
+          f"{', '.join(a.pages)}: reference {ref_sha} ({a.reference_args or 'one process'}) "
+          f"vs this checkout {head} "
           f"({' '.join(extra) or 'one process'}), {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "reference"
@@ -80,7 +86,8 @@ def main() -> None:
         try:
             times: dict[str, list[float]] = {"reference": [], "this checkout": []}
             for k in range(a.repeats):
-                for name, tree, args in (("reference", old, []), ("this checkout", ROOT, extra)):
+                for name, tree, args in (("reference", old, ref_args),
+                                         ("this checkout", ROOT, extra)):
                     before = load()
                     dt, last = run(tree, a.pages, args)
                     times[name].append(dt)

@@ -432,6 +432,9 @@ def visit(browser, site: str, page: str, theme: str) -> dict:
             out["first_load"] = first_load_on(p)
         out["theme"] = p.evaluate("document.documentElement.dataset.theme")
         out["render"] = _render_problems(p, site)
+        shot = bool(out["render"] or problems or SCREENSHOTS)
+        if shot:  # as the reader sees it, before the widgets move and the theme changes
+            _screenshots(p, page, theme)
         if in_toc:
             out["citations"] = p.evaluate(_CITATIONS)
             out["buttons"] = {
@@ -444,7 +447,7 @@ def visit(browser, site: str, page: str, theme: str) -> dict:
             out["chrome"] = {DESKTOP["width"]: p.evaluate(_CHROME)}
             out["widgets"] = _widgets_of(p, page)
             out["quality"] = _measure_quality_on(p, chrome=out["chrome"])
-        if out["render"] or problems or SCREENSHOTS:
+        if problems and not shot:  # a console error while the widgets moved
             _screenshots(p, page, theme)
     finally:
         context.close()
@@ -735,8 +738,9 @@ async ({phone, dark}) => {
 
 def _measure_quality_on(p, css: str | None = None, chrome: dict | None = None
                         ) -> dict[str, list[str]]:
-    """:func:`measure_quality` on a page already open and settled (light theme, desktop).
-    ``chrome``: a dict that receives the header band and search controls at phone width."""
+    """:func:`measure_quality` on a page already open and settled (light theme, desktop),
+    which it leaves in the dark theme at phone width. ``chrome``: a dict that receives the
+    header band and search controls at phone width."""
     if css:
         p.add_style_tag(content=css)
     p.evaluate(_WAIT_FOR_MATHJAX)
@@ -749,14 +753,13 @@ def _measure_quality_on(p, css: str | None = None, chrome: dict | None = None
     if chrome is not None:
         chrome[PHONE["width"]] = p.evaluate(_CHROME)
     out["equations"] += [f"[{PHONE['width']} px] {m}" for m in phone["equations"]]
-    p.set_viewport_size(DESKTOP)
+    # the dark theme's figure cards (a filter and a background: not a matter of width)
+    # are read at the phone width the page is at: one relayout fewer than at 1280 px
     p.evaluate("document.documentElement.dataset.theme = 'dark'")
     p.wait_for_timeout(300)
     dark = p.evaluate(_QUALITY, {"phone": False, "dark": True})
     out["figures"] += [f"[dark] {m}" for m in dark["figures"]]
-    p.evaluate("document.documentElement.dataset.theme = 'light'")
-    p.set_viewport_size(DESKTOP)
-    return out
+    return out  # the page is left dark at 390 px: every caller closes it next
 
 
 def measure_quality(browser, site: str, page: str, css: str | None = None

@@ -91,8 +91,11 @@ def test_published_notebook_runs_in_a_fresh_environment(tmp_path):
         n_urls += k
     assert n_urls == 1, f"expected one install address, found {n_urls}"
 
+    # one thread, as the chapters execute in the tests (2 cores, 2 chapters at a time): the
+    # browser tests run beside this kernel, and idle BLAS threads would spin against them
     env = dict(clean, JUPYTER_PATH=str(_kernel(tmp_path, py)), KEXUE_SCALE="small",
-               KEXUE_DEVICE="cpu", PIP_DISABLE_PIP_VERSION_CHECK="1")
+               KEXUE_DEVICE="cpu", PIP_DISABLE_PIP_VERSION_CHECK="1", OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     workdir = tmp_path / "work"
     workdir.mkdir()
     old = dict(os.environ)
