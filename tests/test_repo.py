@@ -256,8 +256,7 @@ def test_the_browser_groups_are_set_before_xdist_reads_them():
         "browser_conftest", ROOT / "tests" / "browser" / "conftest.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    opts = getattr(mod.pytest_collection_modifyitems, "pytest_impl", None) or \
-        getattr(mod.pytest_collection_modifyitems, "pytest_hookimpl", {})
+    opts = getattr(mod.pytest_collection_modifyitems, "pytest_impl", {})  # pluggy's marks
     assert opts.get("tryfirst"), opts
 
 

@@ -8,12 +8,14 @@ Chromium the tests skip, or fail with ``KEXUE_BROWSER_REQUIRED=1``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
 import shutil
 import threading
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -84,30 +86,33 @@ class QuietServer(http.server.ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-@pytest.fixture(scope="session")
-def serve_directory():
-    """``serve_directory(path) -> base URL``: serve a folder on 127.0.0.1 (an ephemeral port,
-    plain HTTP/1.1 without compression, like ``python -m http.server``) until the session
-    ends or ``SERVER_LIFETIME_S`` passes."""
-    servers = []
-
-    def serve(directory: Path) -> str:
-        handler = functools.partial(_QuietHandler, directory=str(directory))
-        server = QuietServer(("127.0.0.1", 0), handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        timer = threading.Timer(SERVER_LIFETIME_S, server.shutdown)
-        timer.daemon = True
-        timer.start()
-        servers.append((server, thread, timer))
-        return f"http://127.0.0.1:{server.server_address[1]}/"
-
-    yield serve
-    for server, thread, timer in servers:
-        timer.cancel()
+@contextlib.contextmanager
+def serving(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` on 127.0.0.1 (an ephemeral port, plain HTTP/1.1 without
+    compression, like ``python -m http.server``) from a daemon thread, until the block ends
+    or ``SERVER_LIFETIME_S`` passes; yield the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = QuietServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="test-server", daemon=True)
+    thread.start()
+    deadline = threading.Timer(SERVER_LIFETIME_S, server.shutdown)
+    deadline.daemon = True
+    deadline.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        deadline.cancel()
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def serve_directory():
+    """``serve_directory(path) -> base URL``: :func:`serving` ``path`` until the session
+    ends."""
+    with contextlib.ExitStack() as stack:
+        yield lambda directory: stack.enter_context(serving(directory))
 
 
 @pytest.fixture(scope="session")

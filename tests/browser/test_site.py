@@ -1,7 +1,7 @@
 """The built site, read in a real browser (headless Chromium driven by Playwright).
 
 Serves ``_build/html`` on 127.0.0.1 (an ephemeral port, a daemon thread that stops when
-the test session ends, or after ``SERVER_LIFETIME_S`` at the latest) and opens every page
+the test session ends, or after ``conftest.SERVER_LIFETIME_S`` at the latest) and opens every page
 in ``_toc.yml``, plus the index, search, general-index and module-index pages, in the
 light theme (stored, as the theme switch stores it), and a sample of them (``DARK_SAMPLE``)
 in the dark (a first visit on a system in dark mode). Each page is loaded once per theme and process; every check of the page
@@ -53,7 +53,6 @@ then ``chromium``, ``chromium-browser``, ``google-chrome`` on ``PATH``).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -61,7 +60,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -76,8 +74,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("KEXUE_SITE", ROOT / "_build" / "html"))
 SHOTS = ROOT / "_build" / "screenshots"
 SCREENSHOTS = os.environ.get("KEXUE_SCREENSHOTS") == "1"
-from .conftest import REQUIRED  # noqa: E402
-SERVER_LIFETIME_S = 1800
 NAV_TIMEOUT_MS = 90_000
 
 # TeX that must never be visible as text once MathJax has run
@@ -90,7 +86,7 @@ WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
 
 
 # one copy of these, shared with test_widgets.py
-from .conftest import QuietServer, _QuietHandler, keep_local  # noqa: E402
+from .conftest import keep_local, serving  # noqa: E402
 from .conftest import unavailable as _unavailable  # noqa: E402
 # the widget and first-load checks, run on the book's pages in each page's one visit
 from .test_widgets import BOOK_WIDGET_PAGES, MAX_FIRST_LOAD  # noqa: E402
@@ -120,25 +116,6 @@ NOTEBOOKS = [d for d in TOC if _is_notebook(d)]
 
 # --------------------------------------------------------------------------- fixtures
 
-@contextlib.contextmanager
-def _serve(directory: Path):
-    """Serve ``directory`` on 127.0.0.1 (an ephemeral port) from a bounded daemon thread."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = QuietServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
-    thread.start()
-    deadline = threading.Timer(SERVER_LIFETIME_S, server.shutdown)
-    deadline.daemon = True
-    deadline.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        deadline.cancel()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def site():
     """Base URL of the built site, served on 127.0.0.1 by a bounded daemon thread."""
@@ -148,7 +125,7 @@ def site():
     if missing:
         _unavailable(f"the site at {SITE} is older than _toc.yml (no page for {missing}); "
                      "rebuild it: jupyter-book build . -W -n --keep-going")
-    with _serve(SITE) as url:
+    with serving(SITE) as url:
         yield url
 
 
@@ -1028,7 +1005,7 @@ def fixture_site():
                              capture_output=True, text=True, timeout=600)
         if run.returncode != 0 or not stamp.exists():
             pytest.fail(f"building the fixture book failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
-    with _serve(FIXTURE_HTML) as url:
+    with serving(FIXTURE_HTML) as url:
         yield url
 
 
