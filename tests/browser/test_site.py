@@ -258,6 +258,7 @@ def _open(browser, site: str, page: str, theme: str, first_visit: bool = False):
         context.add_init_script(f"try {{ localStorage.setItem('mode', '{theme}'); "
                                 f"localStorage.setItem('theme', '{theme}'); }} catch (e) {{}}")
     problems = keep_local(context, site)
+    host = urlsplit(site).netloc
     p = context.new_page()
     p.pending = {}  # url -> count of requests in flight
     p.responses = []  # every response, for the first-load measurement
